@@ -1,0 +1,429 @@
+//! Caches, all bounded: originals' metadata (trusted for `revalidate_secs`),
+//! original bytes and derivatives in memory (moka, weighed in bytes), and
+//! derivatives on disk ([`disk::DiskCache`]).
+//!
+//! A fill runs once per key however many requests miss at the same time
+//! (moka's entry API coalesces them), and it runs in its own task, so a
+//! client that hangs up does not waste the work for the others.
+
+pub mod disk;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use moka::future::Cache as Moka;
+
+use crate::config::CacheConfig;
+use crate::error::Error;
+use crate::key::ObjectKey;
+use crate::media_type::MediaType;
+use crate::metrics;
+use crate::store::OriginalMeta;
+
+/// Per-entry bookkeeping counted on top of the body bytes.
+const ENTRY_OVERHEAD: usize = 256;
+/// Metadata entries kept (each a few hundred bytes).
+const META_ENTRIES: u64 = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+    Stale,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Stale => "STALE",
+        }
+    }
+}
+
+/// A derivative's identity: which original (by key *and* ETag, so an
+/// overwritten original never matches its old variants) and which variant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DerivativeKey {
+    pub object: ObjectKey,
+    pub etag: Arc<str>,
+    pub variant: Arc<str>,
+}
+
+impl DerivativeKey {
+    /// One string that names the entry, stored in disk entries to detect
+    /// hash collisions and to purge by object key after a restart.
+    pub fn id(&self) -> String {
+        format!("{}\n{}\n{}", self.object, self.etag, self.variant)
+    }
+}
+
+/// An encoded derivative, ready to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derivative {
+    pub body: Bytes,
+    pub media: MediaType,
+    /// Strong, quoted, from the body's hash.
+    pub etag: Arc<str>,
+    pub last_modified: SystemTime,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Derivative {
+    pub fn new(
+        body: Bytes,
+        media: MediaType,
+        last_modified: SystemTime,
+        width: u32,
+        height: u32,
+    ) -> Self {
+        let hash = blake3::hash(&body).to_hex();
+        Self {
+            etag: format!("\"{}\"", &hash[..32]).into(),
+            body,
+            media,
+            last_modified,
+            width,
+            height,
+        }
+    }
+}
+
+/// Which cached entries a purge removes.
+#[derive(Debug, Clone)]
+pub enum Purge {
+    Key(ObjectKey),
+    Prefix(String),
+}
+
+impl Purge {
+    fn matches(&self, object: &str) -> bool {
+        match self {
+            Purge::Key(k) => k.as_str() == object,
+            Purge::Prefix(p) => object.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// How many entries a purge removed, per tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub memory: u64,
+    pub disk: u64,
+}
+
+#[derive(Clone)]
+pub struct Cache {
+    meta: Moka<ObjectKey, Arc<OriginalMeta>>,
+    originals: Moka<(ObjectKey, Arc<str>), Bytes>,
+    derivatives: Moka<DerivativeKey, Derivative>,
+    disk: Option<disk::DiskCache>,
+    revalidate: Duration,
+}
+
+impl Cache {
+    /// A quarter of `memory_mb` holds originals, the rest derivatives.
+    pub fn new(cfg: &CacheConfig, disk: Option<disk::DiskCache>) -> Self {
+        let originals_bytes = cfg.memory_bytes / 4;
+        let weigh = |len: usize| u32::try_from(len + ENTRY_OVERHEAD).unwrap_or(u32::MAX);
+        Self {
+            meta: Moka::builder()
+                .max_capacity(META_ENTRIES)
+                .time_to_live(cfg.revalidate.max(Duration::from_millis(1)))
+                .build(),
+            originals: Moka::builder()
+                .max_capacity(originals_bytes)
+                .weigher(move |k: &(ObjectKey, Arc<str>), v: &Bytes| {
+                    weigh(v.len() + k.0.as_str().len())
+                })
+                .build(),
+            derivatives: Moka::builder()
+                .max_capacity(cfg.memory_bytes - originals_bytes)
+                .weigher(move |k: &DerivativeKey, v: &Derivative| {
+                    weigh(v.body.len() + k.object.as_str().len() + k.variant.len())
+                })
+                .build(),
+            disk,
+            revalidate: cfg.revalidate,
+        }
+    }
+
+    pub fn disk(&self) -> Option<&disk::DiskCache> {
+        self.disk.as_ref()
+    }
+
+    /// Metadata of an original, fetched by `fill` at most once per key at a
+    /// time; the status says whether it came from the cache.
+    pub async fn meta<F>(
+        &self,
+        key: &ObjectKey,
+        fill: F,
+    ) -> Result<(Arc<OriginalMeta>, CacheStatus), Error>
+    where
+        F: Future<Output = Result<OriginalMeta, Error>> + Send + 'static,
+    {
+        if self.revalidate.is_zero() {
+            return fill.await.map(|m| (Arc::new(m), CacheStatus::Miss));
+        }
+        let entry = self
+            .meta
+            .entry(key.clone())
+            .or_try_insert_with(async move { fill.await.map(Arc::new) })
+            .await
+            .map_err(|e: Arc<Error>| (*e).clone())?;
+        let status = if entry.is_fresh() {
+            CacheStatus::Miss
+        } else {
+            CacheStatus::Hit
+        };
+        Ok((entry.into_value(), status))
+    }
+
+    /// Original bytes by key and ETag; `fill` reads the store once per miss.
+    pub async fn original<F>(
+        &self,
+        key: &ObjectKey,
+        etag: &str,
+        fill: F,
+    ) -> Result<(Bytes, CacheStatus), Error>
+    where
+        F: Future<Output = Result<Bytes, Error>> + Send + 'static,
+    {
+        let ck = (key.clone(), Arc::<str>::from(etag));
+        if let Some(b) = self.originals.get(&ck).await {
+            metrics::cache_hit("memory", "original");
+            return Ok((b, CacheStatus::Hit));
+        }
+        let entry = self
+            .originals
+            .entry(ck)
+            .or_try_insert_with(spawned(fill))
+            .await
+            .map_err(|e: Arc<Error>| (*e).clone())?;
+        let status = if entry.is_fresh() {
+            CacheStatus::Miss
+        } else {
+            CacheStatus::Hit
+        };
+        match status {
+            CacheStatus::Miss => metrics::cache_miss("original"),
+            _ => metrics::cache_hit("memory", "original"),
+        }
+        Ok((entry.into_value(), status))
+    }
+
+    /// A derivative from memory, else from one coalesced `fill` that may
+    /// find it on disk (reported as a hit) or make it (a miss).
+    pub async fn derivative<F>(
+        &self,
+        key: &DerivativeKey,
+        fill: F,
+    ) -> Result<(Derivative, CacheStatus), Error>
+    where
+        F: Future<Output = Result<(Derivative, CacheStatus), Error>> + Send + 'static,
+    {
+        if let Some(d) = self.derivatives.get(key).await {
+            metrics::cache_hit("memory", "derivative");
+            return Ok((d, CacheStatus::Hit));
+        }
+        let filled_as = Arc::new(Mutex::new(CacheStatus::Hit));
+        let record = filled_as.clone();
+        let entry = self
+            .derivatives
+            .entry(key.clone())
+            .or_try_insert_with(spawned(async move {
+                let (d, status) = fill.await?;
+                if let Ok(mut s) = record.lock() {
+                    *s = status;
+                }
+                Ok(d)
+            }))
+            .await
+            .map_err(|e: Arc<Error>| (*e).clone())?;
+        let status = if entry.is_fresh() {
+            filled_as.lock().map(|s| *s).unwrap_or(CacheStatus::Miss)
+        } else {
+            metrics::cache_hit("memory", "derivative");
+            CacheStatus::Hit
+        };
+        Ok((entry.into_value(), status))
+    }
+
+    /// Drops metadata, original bytes and derivatives of matching keys from
+    /// memory and disk.
+    pub async fn purge(&self, which: &Purge) -> PurgeCounts {
+        let mut counts = PurgeCounts::default();
+        for (k, _) in self.meta.iter() {
+            if which.matches(k.as_str()) {
+                self.meta.invalidate(&*k).await;
+            }
+        }
+        for (k, _) in self.originals.iter() {
+            if which.matches(k.0.as_str()) {
+                self.originals.invalidate(&*k).await;
+                counts.memory += 1;
+            }
+        }
+        for (k, _) in self.derivatives.iter() {
+            if which.matches(k.object.as_str()) {
+                self.derivatives.invalidate(&*k).await;
+                counts.memory += 1;
+            }
+        }
+        if let Some(disk) = &self.disk {
+            counts.disk = disk.purge(|object| which.matches(object));
+        }
+        counts
+    }
+}
+
+/// Runs a fill in its own task so it completes even if the request that
+/// started it is dropped; the coalesced waiters still get the value.
+fn spawned<T: Send + 'static>(
+    fill: impl Future<Output = Result<T, Error>> + Send + 'static,
+) -> impl Future<Output = Result<T, Error>> {
+    async move {
+        tokio::spawn(fill).await.unwrap_or_else(|e| {
+            Err(Error::Transform(
+                crate::transform::TransformError::Internal(format!("fill task failed: {e}")),
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn cfg() -> CacheConfig {
+        CacheConfig {
+            memory_bytes: 1 << 20,
+            disk: None,
+            revalidate: Duration::from_secs(60),
+            stale_if_error: Duration::from_secs(0),
+        }
+    }
+
+    fn dkey(object: &str, variant: &str) -> DerivativeKey {
+        DerivativeKey {
+            object: ObjectKey::parse(object).unwrap(),
+            etag: "\"e\"".into(),
+            variant: variant.into(),
+        }
+    }
+
+    fn deriv() -> Derivative {
+        Derivative::new(
+            Bytes::from_static(b"img"),
+            MediaType::Webp,
+            SystemTime::UNIX_EPOCH,
+            1,
+            1,
+        )
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_fill_once() {
+        let cache = Cache::new(&cfg(), None);
+        let fills = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (cache, fills) = (cache.clone(), fills.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .derivative(&dkey("a.jpg", "w=1"), async move {
+                        fills.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok((deriv(), CacheStatus::Miss))
+                    })
+                    .await
+                    .unwrap()
+                    .1
+            }));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        assert_eq!(fills.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            statuses.iter().filter(|s| **s == CacheStatus::Miss).count(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn purge_by_key_and_prefix() {
+        let cache = Cache::new(&cfg(), None);
+        for (o, v) in [
+            ("a/1.jpg", "w=1"),
+            ("a/1.jpg", "w=2"),
+            ("a/2.jpg", "w=1"),
+            ("b/1.jpg", "w=1"),
+        ] {
+            cache
+                .derivative(&dkey(o, v), async { Ok((deriv(), CacheStatus::Miss)) })
+                .await
+                .unwrap();
+        }
+        let n = cache
+            .purge(&Purge::Key(ObjectKey::parse("a/1.jpg").unwrap()))
+            .await;
+        assert_eq!(n.memory, 2);
+        let n = cache.purge(&Purge::Prefix("a/".into())).await;
+        assert_eq!(n.memory, 1);
+        let (_, s) = cache
+            .derivative(&dkey("a/1.jpg", "w=1"), async {
+                Ok((deriv(), CacheStatus::Miss))
+            })
+            .await
+            .unwrap();
+        assert_eq!(s, CacheStatus::Miss);
+        let (_, s) = cache
+            .derivative(&dkey("b/1.jpg", "w=1"), async {
+                Ok((deriv(), CacheStatus::Miss))
+            })
+            .await
+            .unwrap();
+        assert_eq!(s, CacheStatus::Hit);
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_cached() {
+        let cache = Cache::new(&cfg(), None);
+        let r = cache
+            .derivative(&dkey("x", "v"), async { Err(Error::NotAnImage) })
+            .await;
+        assert!(r.is_err());
+        let (_, s) = cache
+            .derivative(&dkey("x", "v"), async { Ok((deriv(), CacheStatus::Miss)) })
+            .await
+            .unwrap();
+        assert_eq!(s, CacheStatus::Miss);
+    }
+
+    #[test]
+    fn derivative_etag_is_a_content_hash() {
+        let a = Derivative::new(
+            Bytes::from_static(b"a"),
+            MediaType::Jpeg,
+            SystemTime::UNIX_EPOCH,
+            1,
+            1,
+        );
+        let b = Derivative::new(
+            Bytes::from_static(b"b"),
+            MediaType::Jpeg,
+            SystemTime::UNIX_EPOCH,
+            1,
+            1,
+        );
+        assert_ne!(a.etag, b.etag);
+        assert!(a.etag.starts_with('"') && a.etag.ends_with('"') && a.etag.len() == 34);
+    }
+}

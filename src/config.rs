@@ -1,0 +1,636 @@
+//! Configuration: the TOML file as written ([`RawConfig`]) and the checked,
+//! typed [`Config`] the server runs on. They are different types so nothing
+//! downstream ever sees an unchecked value.
+//!
+//! Unknown keys are refused (`deny_unknown_fields`) and every error names the
+//! key (`cache.memory_mb: ...`). Secrets never come from the file: they are
+//! read from `MEDIAEDGE_*` environment variables or the files those name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A config error, already phrased for the operator and naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn key(key: &str, msg: impl std::fmt::Display) -> Self {
+        Self(format!("{key}: {msg}"))
+    }
+}
+
+// ---------- raw, as written ----------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub storage: RawStorage,
+    pub cache: RawCache,
+    pub transform: RawTransform,
+    pub upload: RawUpload,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen: String,
+    pub shutdown_grace_secs: u64,
+    pub header_read_timeout_secs: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            shutdown_grace_secs: 30,
+            header_read_timeout_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStorage {
+    pub kind: String,
+    pub path: PathBuf,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self {
+            kind: "local".into(),
+            path: PathBuf::from("./data"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCache {
+    pub memory_mb: u64,
+    pub disk_path: Option<PathBuf>,
+    pub disk_mb: u64,
+    pub revalidate_secs: u64,
+    pub stale_if_error_secs: u64,
+    pub shared: bool,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        Self {
+            memory_mb: 256,
+            disk_path: None,
+            disk_mb: 10240,
+            revalidate_secs: 60,
+            stale_if_error_secs: 86400,
+            shared: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTransform {
+    pub max_source_pixels: u64,
+    pub max_source_bytes: u64,
+    pub max_dimension: u32,
+    pub default_quality: u8,
+    pub allowed_sizes: Vec<String>,
+    pub workers: usize,
+    pub queue: usize,
+    pub timeout_secs: f64,
+}
+
+impl Default for RawTransform {
+    fn default() -> Self {
+        Self {
+            max_source_pixels: 100_000_000,
+            max_source_bytes: 64 * 1024 * 1024,
+            max_dimension: 4096,
+            default_quality: 80,
+            allowed_sizes: Vec::new(),
+            workers: 0,
+            queue: 32,
+            timeout_secs: 30.0,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpload {
+    pub max_bytes: u64,
+}
+
+impl Default for RawUpload {
+    fn default() -> Self {
+        Self {
+            max_bytes: 25 * 1024 * 1024,
+        }
+    }
+}
+
+// ---------- typed, checked ----------
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub cache: CacheConfig,
+    pub transform: TransformConfig,
+    pub upload: UploadConfig,
+    pub secrets: Secrets,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub shutdown_grace: Duration,
+    pub header_read_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    Local { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    pub memory_bytes: u64,
+    pub disk: Option<DiskCacheConfig>,
+    pub revalidate: Duration,
+    pub stale_if_error: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiskCacheConfig {
+    pub path: PathBuf,
+    pub max_bytes: u64,
+}
+
+/// A `WxH` entry of `allowed_sizes`; `150x` or `x150` leave one side free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeSpec {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransformConfig {
+    pub max_source_pixels: u64,
+    pub max_source_bytes: u64,
+    pub max_dimension: u32,
+    pub default_quality: u8,
+    pub allowed_sizes: Vec<SizeSpec>,
+    pub workers: usize,
+    pub queue: usize,
+    pub timeout: Duration,
+}
+
+impl Default for TransformConfig {
+    fn default() -> Self {
+        // The defaults are valid by construction; validation of the default
+        // raw section cannot fail (a unit test holds this).
+        validate_transform(&RawTransform::default()).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UploadConfig {
+    pub max_bytes: u64,
+}
+
+/// Secrets from the environment (`NAME`) or a file (`NAME_FILE`).
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub admin_key: Option<String>,
+    pub signing_secret: Option<String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |s: &Option<String>| if s.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("Secrets")
+            .field("admin_key", &shown(&self.admin_key))
+            .field("signing_secret", &shown(&self.signing_secret))
+            .finish()
+    }
+}
+
+/// Command-line values that override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data: Option<PathBuf>,
+}
+
+impl RawConfig {
+    /// Parses TOML text; errors name the offending key.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| ConfigError(e.to_string().trim().to_owned()))?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            // toml's message carries a snippet of the file after the first line.
+            let msg = inner.message().to_owned();
+            if path.is_empty() || path == "." {
+                ConfigError(msg)
+            } else {
+                ConfigError::key(&path, msg)
+            }
+        })
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        Self::from_toml(&text)
+            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
+    }
+
+    /// Checks every value and produces the typed config.
+    pub fn validate(
+        mut self,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        if let Some(listen) = &overrides.listen {
+            self.server.listen = listen.clone();
+        }
+        if let Some(data) = &overrides.data {
+            self.storage.kind = "local".into();
+            self.storage.path = data.clone();
+        }
+        Ok(Config {
+            server: validate_server(&self.server)?,
+            storage: validate_storage(&self.storage)?,
+            cache: validate_cache(&self.cache)?,
+            transform: validate_transform(&self.transform)?,
+            upload: validate_upload(&self.upload)?,
+            secrets: read_secrets(env)?,
+        })
+    }
+}
+
+impl Config {
+    /// The embedded default: `./data`, `127.0.0.1:8080`, memory cache.
+    pub fn embedded_default() -> Result<Self, ConfigError> {
+        RawConfig::default().validate(&Overrides::default(), &|_| None)
+    }
+}
+
+fn validate_server(raw: &RawServer) -> Result<ServerConfig, ConfigError> {
+    let listen = raw.listen.parse().map_err(|_| {
+        ConfigError::key(
+            "server.listen",
+            format!("'{}' is not an address like 127.0.0.1:8080", raw.listen),
+        )
+    })?;
+    Ok(ServerConfig {
+        listen,
+        shutdown_grace: Duration::from_secs(in_range(
+            "server.shutdown_grace_secs",
+            raw.shutdown_grace_secs,
+            0,
+            3600,
+        )?),
+        header_read_timeout: Duration::from_secs(in_range(
+            "server.header_read_timeout_secs",
+            raw.header_read_timeout_secs,
+            1,
+            600,
+        )?),
+    })
+}
+
+fn validate_storage(raw: &RawStorage) -> Result<StorageConfig, ConfigError> {
+    match raw.kind.as_str() {
+        "local" => {
+            if raw.path.as_os_str().is_empty() {
+                return Err(ConfigError::key("storage.path", "must not be empty"));
+            }
+            Ok(StorageConfig::Local {
+                path: raw.path.clone(),
+            })
+        }
+        other => Err(ConfigError::key(
+            "storage.kind",
+            format!("'{other}' is not supported (expected \"local\")"),
+        )),
+    }
+}
+
+fn validate_cache(raw: &RawCache) -> Result<CacheConfig, ConfigError> {
+    let memory_mb = in_range("cache.memory_mb", raw.memory_mb, 1, 1 << 20)?;
+    let disk = match &raw.disk_path {
+        None => None,
+        Some(p) if p.as_os_str().is_empty() => {
+            return Err(ConfigError::key(
+                "cache.disk_path",
+                "must not be empty (omit it for memory only)",
+            ));
+        }
+        Some(p) => Some(DiskCacheConfig {
+            path: p.clone(),
+            max_bytes: in_range("cache.disk_mb", raw.disk_mb, 1, 1 << 30)? * 1024 * 1024,
+        }),
+    };
+    if raw.shared {
+        return Err(ConfigError::key(
+            "cache.shared",
+            "needs storage.kind = \"s3\" (not supported yet)",
+        ));
+    }
+    Ok(CacheConfig {
+        memory_bytes: memory_mb * 1024 * 1024,
+        disk,
+        revalidate: Duration::from_secs(in_range(
+            "cache.revalidate_secs",
+            raw.revalidate_secs,
+            0,
+            365 * 86400,
+        )?),
+        stale_if_error: Duration::from_secs(in_range(
+            "cache.stale_if_error_secs",
+            raw.stale_if_error_secs,
+            0,
+            365 * 86400,
+        )?),
+    })
+}
+
+fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, ConfigError> {
+    let max_dimension = in_range(
+        "transform.max_dimension",
+        raw.max_dimension as u64,
+        1,
+        16383,
+    )? as u32;
+    let allowed_sizes = raw
+        .allowed_sizes
+        .iter()
+        .map(|s| {
+            parse_size(s, max_dimension)
+                .map_err(|m| ConfigError::key("transform.allowed_sizes", format!("'{s}': {m}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let workers = if raw.workers == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        in_range("transform.workers", raw.workers as u64, 1, 1024)? as usize
+    };
+    if !(raw.timeout_secs.is_finite() && raw.timeout_secs > 0.0 && raw.timeout_secs <= 3600.0) {
+        return Err(ConfigError::key(
+            "transform.timeout_secs",
+            format!(
+                "must be more than 0 and at most 3600 (got {})",
+                raw.timeout_secs
+            ),
+        ));
+    }
+    Ok(TransformConfig {
+        max_source_pixels: in_range(
+            "transform.max_source_pixels",
+            raw.max_source_pixels,
+            1,
+            1 << 40,
+        )?,
+        max_source_bytes: in_range(
+            "transform.max_source_bytes",
+            raw.max_source_bytes,
+            1,
+            1 << 34,
+        )?,
+        max_dimension,
+        default_quality: in_range(
+            "transform.default_quality",
+            raw.default_quality as u64,
+            1,
+            100,
+        )? as u8,
+        allowed_sizes,
+        workers,
+        queue: in_range("transform.queue", raw.queue as u64, 0, 1 << 20)? as usize,
+        timeout: Duration::from_secs_f64(raw.timeout_secs),
+    })
+}
+
+fn validate_upload(raw: &RawUpload) -> Result<UploadConfig, ConfigError> {
+    Ok(UploadConfig {
+        max_bytes: in_range("upload.max_bytes", raw.max_bytes, 1, 1 << 40)?,
+    })
+}
+
+fn parse_size(s: &str, max: u32) -> Result<SizeSpec, String> {
+    let (w, h) = s.split_once('x').ok_or("expected WxH, e.g. 150x150")?;
+    let side = |v: &str| -> Result<Option<u32>, String> {
+        if v.is_empty() {
+            return Ok(None);
+        }
+        match v.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(format!("sides must be integers from 1 to {max}")),
+        }
+    };
+    let size = SizeSpec {
+        width: side(w)?,
+        height: side(h)?,
+    };
+    if size.width.is_none() && size.height.is_none() {
+        return Err("expected WxH, e.g. 150x150".into());
+    }
+    Ok(size)
+}
+
+fn in_range(key: &str, v: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    if (min..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError::key(
+            key,
+            format!("must be from {min} to {max} (got {v})"),
+        ))
+    }
+}
+
+fn read_secrets(env: &dyn Fn(&str) -> Option<String>) -> Result<Secrets, ConfigError> {
+    Ok(Secrets {
+        admin_key: read_secret("MEDIAEDGE_ADMIN_KEY", env)?,
+        signing_secret: read_secret("MEDIAEDGE_SIGNING_SECRET", env)?,
+    })
+}
+
+/// `NAME` or `NAME_FILE` (the file's content, trailing newline trimmed).
+fn read_secret(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    let file_var = format!("{name}_FILE");
+    let value = match (env(name), env(&file_var)) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::key(
+                name,
+                format!("set either {name} or {file_var}, not both"),
+            ));
+        }
+        (Some(v), None) => v,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::key(&file_var, format!("cannot read {path}: {e}")))?
+            .trim_end_matches(['\n', '\r'])
+            .to_owned(),
+        (None, None) => return Ok(None),
+    };
+    if value.len() < 16 {
+        return Err(ConfigError::key(name, "must be at least 16 bytes"));
+    }
+    Ok(Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(text: &str) -> Result<Config, ConfigError> {
+        RawConfig::from_toml(text)?.validate(&Overrides::default(), &|_| None)
+    }
+
+    #[test]
+    fn embedded_default() {
+        let c = Config::embedded_default().unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        let StorageConfig::Local { path } = &c.storage;
+        assert_eq!(path, Path::new("./data"));
+        assert!(c.cache.disk.is_none());
+        assert_eq!(c.cache.memory_bytes, 256 << 20);
+        assert_eq!(c.transform.max_dimension, 4096);
+        assert!(c.transform.workers >= 1);
+        let _ = TransformConfig::default();
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = validate("[cache]\nmemroy_mb = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cache") && e.contains("memroy_mb"), "{e}");
+        let e = validate("[caches]\n").unwrap_err().to_string();
+        assert!(e.contains("caches"), "{e}");
+        let e = validate("listen = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("listen"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (text, key) in [
+            ("[cache]\nmemory_mb = 0\n", "cache.memory_mb"),
+            ("[cache]\nmemory_mb = \"big\"\n", "cache.memory_mb"),
+            ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
+            ("[storage]\nkind = \"ftp\"\n", "storage.kind"),
+            (
+                "[transform]\nmax_dimension = 0\n",
+                "transform.max_dimension",
+            ),
+            (
+                "[transform]\ndefault_quality = 101\n",
+                "transform.default_quality",
+            ),
+            (
+                "[transform]\nallowed_sizes = [\"150\"]\n",
+                "transform.allowed_sizes",
+            ),
+            (
+                "[transform]\nallowed_sizes = [\"0x5\"]\n",
+                "transform.allowed_sizes",
+            ),
+            (
+                "[transform]\ntimeout_secs = 0.0\n",
+                "transform.timeout_secs",
+            ),
+            ("[cache]\ndisk_path = \"\"\n", "cache.disk_path"),
+        ] {
+            let e = validate(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let c = validate(
+            r#"
+[server]
+listen = "0.0.0.0:9000"
+[storage]
+kind = "local"
+path = "/srv/media"
+[cache]
+memory_mb = 64
+disk_path = "/var/cache/mediaedge"
+disk_mb = 100
+[transform]
+allowed_sizes = ["150x150", "500x700", "300x"]
+[upload]
+max_bytes = 1000
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.cache.disk.unwrap().max_bytes, 100 << 20);
+        assert_eq!(
+            c.transform.allowed_sizes[2],
+            SizeSpec {
+                width: Some(300),
+                height: None
+            }
+        );
+    }
+
+    #[test]
+    fn overrides_win() {
+        let o = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data: Some("/tmp/x".into()),
+        };
+        let c = RawConfig::from_toml("[server]\nlisten = \"1.2.3.4:5\"\n")
+            .unwrap()
+            .validate(&o, &|_| None)
+            .unwrap();
+        assert_eq!(c.server.listen.port(), 0);
+        let StorageConfig::Local { path } = &c.storage;
+        assert_eq!(path, Path::new("/tmp/x"));
+    }
+
+    #[test]
+    fn secrets_from_env_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("key");
+        std::fs::write(&f, "0123456789abcdef-from-file\n").unwrap();
+        let fpath = f.to_string_lossy().into_owned();
+        let env = move |k: &str| match k {
+            "MEDIAEDGE_ADMIN_KEY" => Some("0123456789abcdef-env".to_owned()),
+            "MEDIAEDGE_SIGNING_SECRET_FILE" => Some(fpath.clone()),
+            _ => None,
+        };
+        let s = read_secrets(&env).unwrap();
+        assert_eq!(s.admin_key.as_deref(), Some("0123456789abcdef-env"));
+        assert_eq!(
+            s.signing_secret.as_deref(),
+            Some("0123456789abcdef-from-file")
+        );
+        assert!(!format!("{s:?}").contains("0123"));
+        let short = |k: &str| (k == "MEDIAEDGE_ADMIN_KEY").then(|| "short".to_owned());
+        assert!(
+            read_secrets(&short)
+                .unwrap_err()
+                .to_string()
+                .contains("MEDIAEDGE_ADMIN_KEY")
+        );
+    }
+}

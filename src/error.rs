@@ -1,0 +1,98 @@
+//! The one error type a request can end in, and the one place it becomes a
+//! status code. The match in [`Error::status`] has no catch-all arm, so a new
+//! variant forces a decision. Bodies are one line of plain text.
+
+use axum::response::{IntoResponse, Response};
+use hyper::StatusCode;
+use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+
+use crate::key::KeyError;
+use crate::store::StoreError;
+use crate::transform::TransformError;
+use crate::variant::VariantError;
+
+/// Seconds a client is asked to wait after a 503.
+const RETRY_AFTER_SECS: &str = "1";
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    #[error("{0}")]
+    Variant(#[from] VariantError),
+    #[error("transform parameters are only supported on images")]
+    NotAnImage,
+    #[error("{0}")]
+    Transform(#[from] TransformError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("Not Found")]
+    RouteNotFound,
+    #[error("Method Not Allowed")]
+    MethodNotAllowed,
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Key(_) | Error::Variant(_) | Error::NotAnImage => StatusCode::BAD_REQUEST,
+            Error::RouteNotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Transform(e) => match e {
+                TransformError::Undecodable(_) | TransformError::TooManyPixels(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                TransformError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                TransformError::Overloaded | TransformError::TimedOut => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                TransformError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Error::Store(e) => match e {
+                StoreError::NotFound => StatusCode::NOT_FOUND,
+                StoreError::TooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                StoreError::Changed => StatusCode::SERVICE_UNAVAILABLE,
+                StoreError::Unavailable(_) => StatusCode::BAD_GATEWAY,
+                StoreError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            },
+        }
+    }
+
+    /// Short, stable name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Key(_) => "bad_key",
+            Error::Variant(_) => "bad_param",
+            Error::NotAnImage => "not_an_image",
+            Error::Transform(_) => "transform",
+            Error::Store(_) => "store",
+            Error::RouteNotFound => "no_route",
+            Error::MethodNotAllowed => "method",
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, kind = self.kind(), "request failed");
+        }
+        // Exactly one line, no trailing newline: SPEC bodies are compared verbatim.
+        let body = self.to_string().replace(['\n', '\r'], " ");
+        let mut res = (status, body).into_response();
+        res.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            res.headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        res
+    }
+}

@@ -1,0 +1,247 @@
+//! `GET`/`HEAD /{key}`: originals and derivatives.
+//!
+//! Reads top to bottom: key (400) → transform parameters (400, before any
+//! I/O) → metadata (404) → derivative or original → conditional and range
+//! answers (304, 412, 206, 416) → headers.
+
+use std::ops::Range;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::conditional::{self, Outcome, Validators};
+use super::{AppState, RequestInfo};
+use crate::cache::CacheStatus;
+use crate::error::Error;
+use crate::key::ObjectKey;
+use crate::media_type::MediaType;
+use crate::pipeline::OriginalBody;
+use crate::store::StoreError;
+use crate::variant::{Variant, VariantRequest};
+
+/// Until routes carry their own (issue 3): browsers and CDNs may keep a copy
+/// for an hour and revalidate with the ETag after that.
+const PUBLIC_CACHE_CONTROL: &str = "public, max-age=3600";
+const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+
+pub async fn serve(
+    State(app): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut info = RequestInfo {
+        route: "media",
+        ..Default::default()
+    };
+    let mut res = match respond(&app, &method, &uri, &headers, &mut info).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    };
+    res.extensions_mut().insert(info);
+    res
+}
+
+async fn respond(
+    app: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    info: &mut RequestInfo,
+) -> Result<Response, Error> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(Error::MethodNotAllowed);
+    }
+    let key = ObjectKey::from_request_path(uri.path())?;
+    let cfg = &app.config.transform;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let variant = VariantRequest::parse(uri.query(), cfg)?.map(|r| r.resolve(accept, cfg));
+    info.variant = variant.as_ref().map(Variant::canonical);
+    info.route = if variant.is_some() {
+        "derivative"
+    } else {
+        "original"
+    };
+
+    // A store read that finds the object replaced since its metadata was
+    // cached forgets the metadata and tries once more.
+    let mut retried = false;
+    loop {
+        let result = match &variant {
+            None => original(app, method, headers, &key, info).await,
+            Some(v) => derivative(app, method, headers, &key, v, info).await,
+        };
+        match result {
+            Err(Error::Store(StoreError::Changed)) if !retried => {
+                retried = true;
+                app.pipeline.forget(&key).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn original(
+    app: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    key: &ObjectKey,
+    info: &mut RequestInfo,
+) -> Result<Response, Error> {
+    let (meta, meta_status) = app.pipeline.meta(key).await?;
+    let rep = Representation {
+        media: meta.media,
+        etag: &meta.etag,
+        last_modified: meta.last_modified,
+        len: meta.size,
+        vary_accept: false,
+    };
+    info.cache = Some(meta_status);
+    let range = match conditional::evaluate(method, headers, &rep.validators()) {
+        Outcome::Full => None,
+        Outcome::Partial(r) => Some(r),
+        short => return Ok(rep.short_answer(short, meta_status)),
+    };
+    if method == Method::HEAD {
+        return Ok(rep.answer(range, Body::empty(), meta_status));
+    }
+    let (body, status) = app.pipeline.original(key, &meta, range.clone()).await?;
+    info.cache = Some(status);
+    let body = match body {
+        OriginalBody::Bytes(b) => Body::from(b),
+        OriginalBody::Stream(s) => Body::from_stream(s),
+    };
+    Ok(rep.answer(range, body, status))
+}
+
+async fn derivative(
+    app: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    key: &ObjectKey,
+    variant: &Variant,
+    info: &mut RequestInfo,
+) -> Result<Response, Error> {
+    let (meta, _) = app.pipeline.meta(key).await?;
+    let (d, status) = app.pipeline.derivative(key, &meta, variant).await?;
+    info.cache = Some(status);
+    let rep = Representation {
+        media: d.media,
+        etag: &d.etag,
+        last_modified: d.last_modified,
+        len: d.body.len() as u64,
+        vary_accept: variant.negotiated,
+    };
+    let range = match conditional::evaluate(method, headers, &rep.validators()) {
+        Outcome::Full => None,
+        Outcome::Partial(r) => Some(r),
+        short => return Ok(rep.short_answer(short, status)),
+    };
+    let body = match (method == Method::HEAD, &range) {
+        (true, _) => Body::empty(),
+        (false, None) => Body::from(d.body.clone()),
+        (false, Some(r)) => Body::from(d.body.slice(r.start as usize..r.end as usize)),
+    };
+    Ok(rep.answer(range, body, status))
+}
+
+/// What the response headers describe, original or derivative alike.
+struct Representation<'a> {
+    media: MediaType,
+    etag: &'a str,
+    last_modified: SystemTime,
+    len: u64,
+    vary_accept: bool,
+}
+
+impl Representation<'_> {
+    fn validators(&self) -> Validators<'_> {
+        Validators {
+            etag: self.etag,
+            last_modified: self.last_modified,
+            len: self.len,
+        }
+    }
+
+    /// 200 or 206 with `body` (already the right bytes, or empty for HEAD).
+    fn answer(&self, range: Option<Range<u64>>, body: Body, cache: CacheStatus) -> Response {
+        let (status, len) = match &range {
+            None => (StatusCode::OK, self.len),
+            Some(r) => (StatusCode::PARTIAL_CONTENT, r.end - r.start),
+        };
+        let mut res = (status, body).into_response();
+        let h = res.headers_mut();
+        self.common_headers(h, cache);
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.media.mime()),
+        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if let Some(r) = range {
+            set(
+                h,
+                header::CONTENT_RANGE,
+                &format!("bytes {}-{}/{}", r.start, r.end - 1, self.len),
+            );
+        }
+        res
+    }
+
+    /// 304, 412 or 416: validators and caching headers, no representation.
+    fn short_answer(&self, outcome: Outcome, cache: CacheStatus) -> Response {
+        let (status, body) = match outcome {
+            Outcome::NotModified => (StatusCode::NOT_MODIFIED, ""),
+            Outcome::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "Precondition Failed"),
+            Outcome::Unsatisfiable | Outcome::Full | Outcome::Partial(_) => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "Range Not Satisfiable")
+            }
+        };
+        let mut res = (status, body).into_response();
+        let h = res.headers_mut();
+        self.common_headers(h, cache);
+        if status == StatusCode::RANGE_NOT_SATISFIABLE {
+            set(h, header::CONTENT_RANGE, &format!("bytes */{}", self.len));
+        }
+        if status != StatusCode::NOT_MODIFIED {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+        }
+        res
+    }
+
+    fn common_headers(&self, h: &mut HeaderMap, cache: CacheStatus) {
+        set(h, header::ETAG, self.etag);
+        set(
+            h,
+            header::LAST_MODIFIED,
+            &httpdate::fmt_http_date(self.last_modified),
+        );
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(PUBLIC_CACHE_CONTROL),
+        );
+        if self.vary_accept {
+            h.insert(header::VARY, HeaderValue::from_static("Accept"));
+        }
+        h.insert(X_CACHE, HeaderValue::from_static(cache.as_str()));
+    }
+}
+
+/// Inserts a header built from our own (always valid) text; a value that is
+/// somehow not a valid header is left out rather than panicking.
+fn set(h: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
+}

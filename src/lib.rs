@@ -1,0 +1,18 @@
+//! mediaedge: a private media store with an edge cache, on-the-fly image
+//! transforms, access control and presigned uploads, in one binary.
+//!
+//! See `ARCHITECTURE.md` for the module map and the life of a request.
+
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod key;
+pub mod media_type;
+pub mod metrics;
+pub mod pipeline;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod transform;
+pub mod variant;

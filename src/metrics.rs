@@ -1,0 +1,114 @@
+//! Every metric name, in one place, and the small helpers that record them.
+//! Exposed as Prometheus text at `GET /_/metrics`.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "mediaedge_http_requests_total";
+pub const HTTP_DURATION: &str = "mediaedge_http_request_duration_seconds";
+pub const HTTP_IN_FLIGHT: &str = "mediaedge_http_requests_in_flight";
+pub const CACHE_HITS: &str = "mediaedge_cache_hits_total";
+pub const CACHE_MISSES: &str = "mediaedge_cache_misses_total";
+pub const CACHE_BYTES_SERVED: &str = "mediaedge_cache_served_bytes_total";
+pub const DISK_CACHE_ERRORS: &str = "mediaedge_disk_cache_errors_total";
+pub const TRANSFORMS: &str = "mediaedge_transforms_total";
+pub const TRANSFORM_DURATION: &str = "mediaedge_transform_duration_seconds";
+pub const TRANSFORMS_IN_FLIGHT: &str = "mediaedge_transforms_in_flight";
+pub const STORE_REQUESTS: &str = "mediaedge_store_requests_total";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Installs the global Prometheus recorder (once per process).
+pub fn install() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status");
+    describe_histogram!(
+        HTTP_DURATION,
+        "HTTP request latency by route and cache status"
+    );
+    describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being answered");
+    describe_counter!(
+        CACHE_HITS,
+        "Cache hits by tier (memory, disk) and kind (derivative, original)"
+    );
+    describe_counter!(CACHE_MISSES, "Cache misses by kind (derivative, original)");
+    describe_counter!(CACHE_BYTES_SERVED, "Response body bytes by cache status");
+    describe_counter!(DISK_CACHE_ERRORS, "Disk cache read/write failures");
+    describe_counter!(
+        TRANSFORMS,
+        "Image transforms by outcome (ok, error, timeout, rejected)"
+    );
+    describe_histogram!(
+        TRANSFORM_DURATION,
+        "Image transform latency, queue wait included"
+    );
+    describe_gauge!(TRANSFORMS_IN_FLIGHT, "Image transforms running now");
+    describe_counter!(STORE_REQUESTS, "Storage requests by operation and result");
+    Ok(handle)
+}
+
+pub fn http_request(
+    route: &'static str,
+    status: u16,
+    cache: &'static str,
+    elapsed: Duration,
+    body_bytes: u64,
+) {
+    counter!(HTTP_REQUESTS, "route" => route, "status" => status.to_string()).increment(1);
+    histogram!(HTTP_DURATION, "route" => route, "cache" => cache).record(elapsed.as_secs_f64());
+    if body_bytes > 0 && !cache.is_empty() {
+        counter!(CACHE_BYTES_SERVED, "cache" => cache).increment(body_bytes);
+    }
+}
+
+pub fn cache_hit(tier: &'static str, kind: &'static str) {
+    counter!(CACHE_HITS, "tier" => tier, "kind" => kind).increment(1);
+}
+
+pub fn cache_miss(kind: &'static str) {
+    counter!(CACHE_MISSES, "kind" => kind).increment(1);
+}
+
+pub fn disk_cache_error(op: &'static str) {
+    counter!(DISK_CACHE_ERRORS, "op" => op).increment(1);
+}
+
+pub fn transform_finished(outcome: &'static str, elapsed: Option<Duration>) {
+    counter!(TRANSFORMS, "outcome" => outcome).increment(1);
+    if let Some(e) = elapsed {
+        histogram!(TRANSFORM_DURATION).record(e.as_secs_f64());
+    }
+}
+
+pub fn store_request(op: &'static str, result: &'static str) {
+    counter!(STORE_REQUESTS, "op" => op, "result" => result).increment(1);
+}
+
+/// Increments a gauge for as long as it lives.
+pub struct InFlight(&'static str);
+
+impl InFlight {
+    pub fn transforms() -> Self {
+        gauge!(TRANSFORMS_IN_FLIGHT).increment(1.0);
+        Self(TRANSFORMS_IN_FLIGHT)
+    }
+
+    pub fn http() -> Self {
+        gauge!(HTTP_IN_FLIGHT).increment(1.0);
+        Self(HTTP_IN_FLIGHT)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!(self.0).decrement(1.0);
+    }
+}

@@ -1,0 +1,196 @@
+//! Below HTTP, above the parts: how an original or a derivative is found.
+//!
+//! Derivative: memory cache → (one coalesced fill per key:) disk cache →
+//! original bytes (memory cache, else one store read) → transform on the
+//! bounded pool → memory, and disk in the background.
+//! Original: small ones through the original-bytes cache, large ones (video)
+//! streamed from the store, ranged reads included, never held whole.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+use crate::cache::{Cache, CacheStatus, Derivative, DerivativeKey, Purge, PurgeCounts};
+use crate::config::TransformConfig;
+use crate::error::Error;
+use crate::key::ObjectKey;
+use crate::metrics;
+use crate::store::{OriginalMeta, Store, StoreError};
+use crate::transform::{self, TransformError, TransformSpec, Transformer};
+use crate::variant::Variant;
+
+/// Originals up to this size are read whole and kept in memory when served
+/// as they are; larger ones always stream from the store.
+const CACHEABLE_ORIGINAL: u64 = 8 << 20;
+
+pub enum OriginalBody {
+    Bytes(Bytes),
+    Stream(BoxStream<'static, std::io::Result<Bytes>>),
+}
+
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    cache: Cache,
+    transformer: Transformer,
+    cfg: TransformConfig,
+}
+
+impl Pipeline {
+    pub fn new(store: Store, cache: Cache, transformer: Transformer, cfg: TransformConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                cache,
+                transformer,
+                cfg,
+            }),
+        }
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+
+    /// The original's metadata, from cache while it is trusted, else the store.
+    pub async fn meta(&self, key: &ObjectKey) -> Result<(Arc<OriginalMeta>, CacheStatus), Error> {
+        let (store, k) = (self.inner.store.clone(), key.clone());
+        self.inner
+            .cache
+            .meta(
+                key,
+                async move { store.head(&k).await.map_err(Error::from) },
+            )
+            .await
+    }
+
+    /// Forgets what we know about `key` after the store said it changed.
+    pub async fn forget(&self, key: &ObjectKey) {
+        self.inner.cache.purge(&Purge::Key(key.clone())).await;
+    }
+
+    pub async fn purge(&self, which: &Purge) -> PurgeCounts {
+        self.inner.cache.purge(which).await
+    }
+
+    /// The original's bytes (or `range` of them).
+    pub async fn original(
+        &self,
+        key: &ObjectKey,
+        meta: &Arc<OriginalMeta>,
+        range: Option<Range<u64>>,
+    ) -> Result<(OriginalBody, CacheStatus), Error> {
+        if meta.size > CACHEABLE_ORIGINAL {
+            metrics::cache_miss("original");
+            let stream = self.inner.store.read_stream(key, meta, range).await?;
+            return Ok((OriginalBody::Stream(stream), CacheStatus::Miss));
+        }
+        let (bytes, status) = self.original_bytes(key, meta).await?;
+        let body = match range {
+            None => bytes,
+            Some(r) if r.end <= bytes.len() as u64 => bytes.slice(r.start as usize..r.end as usize),
+            Some(_) => return Err(StoreError::Changed.into()),
+        };
+        Ok((OriginalBody::Bytes(body), status))
+    }
+
+    /// The derivative `variant` of `key`, made at most once however many ask.
+    pub async fn derivative(
+        &self,
+        key: &ObjectKey,
+        meta: &Arc<OriginalMeta>,
+        variant: &Variant,
+    ) -> Result<(Derivative, CacheStatus), Error> {
+        if !meta.media.is_image() {
+            return Err(Error::NotAnImage);
+        }
+        if !meta.media.is_transformable() {
+            return Err(TransformError::Unsupported(format!(
+                "cannot transform {}",
+                meta.media.mime()
+            ))
+            .into());
+        }
+        let dkey = DerivativeKey {
+            object: key.clone(),
+            etag: meta.etag.as_str().into(),
+            variant: variant.canonical().into(),
+        };
+        let (this, k, m, v) = (self.clone(), dkey.clone(), meta.clone(), variant.clone());
+        self.inner
+            .cache
+            .derivative(&dkey, async move { this.make_derivative(k, m, v).await })
+            .await
+    }
+
+    async fn make_derivative(
+        &self,
+        dkey: DerivativeKey,
+        meta: Arc<OriginalMeta>,
+        variant: Variant,
+    ) -> Result<(Derivative, CacheStatus), Error> {
+        let disk = self.inner.cache.disk();
+        if let Some(d) = match disk {
+            Some(disk) => disk.get(&dkey).await,
+            None => None,
+        } {
+            metrics::cache_hit("disk", "derivative");
+            return Ok((d, CacheStatus::Hit));
+        }
+        metrics::cache_miss("derivative");
+        let (src, _) = self.original_bytes(&dkey.object, &meta).await?;
+        let cfg = &self.inner.cfg;
+        let spec = TransformSpec {
+            width: variant.width,
+            height: variant.height,
+            fit: variant.fit,
+            format: variant.format,
+            quality: variant.quality,
+            max_dimension: cfg.max_dimension,
+            max_source_pixels: cfg.max_source_pixels,
+        };
+        let media = meta.media;
+        let encoded = self
+            .inner
+            .transformer
+            .run(move || transform::process(&src, media, &spec))
+            .await?;
+        let d = Derivative::new(
+            Bytes::from(encoded.bytes),
+            encoded.media,
+            meta.last_modified,
+            encoded.width,
+            encoded.height,
+        );
+        if let Some(disk) = disk {
+            disk.put(&dkey, &d);
+        }
+        Ok((d, CacheStatus::Miss))
+    }
+
+    /// Whole original in memory (cached), bounded by `max_source_bytes`.
+    async fn original_bytes(
+        &self,
+        key: &ObjectKey,
+        meta: &Arc<OriginalMeta>,
+    ) -> Result<(Bytes, CacheStatus), Error> {
+        let (store, k, m, max) = (
+            self.inner.store.clone(),
+            key.clone(),
+            meta.clone(),
+            self.inner.cfg.max_source_bytes,
+        );
+        self.inner
+            .cache
+            .original(key, &meta.etag, async move {
+                store.read_all(&k, &m, max).await.map_err(Error::from)
+            })
+            .await
+    }
+}

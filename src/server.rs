@@ -1,0 +1,124 @@
+//! Bind, serve, shut down gracefully.
+//!
+//! hyper-util's connection builder is used directly (rather than
+//! `axum::serve`) for the knobs a public server needs: header read timeout
+//! against slowloris, and per-connection graceful shutdown. On SIGTERM or
+//! Ctrl-C the listener closes at once, in-flight requests get
+//! `server.shutdown_grace_secs` to finish, then the process exits 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use crate::cache::{Cache, disk::DiskCache};
+use crate::config::{Config, StorageConfig};
+use crate::http::{self, AppState};
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+use crate::transform::Transformer;
+
+/// Builds the application state from a checked config.
+pub fn build_state(
+    config: Config,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> std::io::Result<AppState> {
+    let store = match &config.storage {
+        StorageConfig::Local { path } => Store::local(path)?,
+    };
+    let disk = config
+        .cache
+        .disk
+        .as_ref()
+        .map(DiskCache::open)
+        .transpose()?;
+    let cache = Cache::new(&config.cache, disk);
+    let t = &config.transform;
+    let transformer = Transformer::new(t.workers, t.queue, t.timeout);
+    let pipeline = Pipeline::new(store, cache, transformer, t.clone());
+    Ok(AppState {
+        config: Arc::new(config),
+        pipeline,
+        metrics,
+    })
+}
+
+/// Serves until SIGTERM/Ctrl-C, then drains. Prints the bound address on
+/// stdout first (tests and scripts read it when listening on port 0).
+pub async fn run(state: AppState) -> std::io::Result<()> {
+    let cfg = state.config.server.clone();
+    let listener = TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    println!("mediaedge listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+
+    let app = http::router(state);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!(
+        grace_secs = cfg.shutdown_grace.as_secs(),
+        "shutting down, draining in-flight requests"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("drained"),
+        () = tokio::time::sleep(cfg.shutdown_grace) => tracing::warn!("grace period over, closing remaining connections"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,253 @@
+//! The storage boundary: originals live in an `object_store` (local
+//! filesystem today; S3-compatible stores plug in behind the same trait).
+//!
+//! [`Store::head`] returns what delivery needs to know about an original —
+//! size, validators and the media type sniffed from its first bytes — and
+//! every body read carries `If-Match` on the ETag that metadata came with,
+//! so a file replaced between the two calls is noticed (`Changed`) instead of
+//! serving bytes that do not match the headers already decided.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::{GetOptions, GetRange, ObjectStore};
+
+use crate::key::ObjectKey;
+use crate::media_type::{MediaType, SNIFF_LEN};
+use crate::metrics;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("Not Found")]
+    NotFound,
+    /// The original is bigger than a transform may read into memory (422).
+    #[error("source image is larger than transform.max_source_bytes ({0} bytes)")]
+    TooLarge(u64),
+    /// The object changed between the metadata and the body read.
+    #[error("object changed while being read, retry")]
+    Changed,
+    #[error("storage unavailable")]
+    Unavailable(String),
+    #[error("storage timed out")]
+    Timeout,
+}
+
+/// What we know about an original without reading its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalMeta {
+    pub size: u64,
+    /// Strong validator, quoted (`"..."`), as sent in `ETag`.
+    pub etag: String,
+    /// The store's own tag, passed back as `If-Match` on reads.
+    store_etag: Option<String>,
+    /// Whole seconds.
+    pub last_modified: SystemTime,
+    pub media: MediaType,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl Store {
+    /// Local directory, created if missing.
+    pub fn local(path: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(path)?;
+        let fs = LocalFileSystem::new_with_prefix(path).map_err(std::io::Error::other)?;
+        Ok(Self {
+            inner: Arc::new(fs),
+        })
+    }
+
+    pub async fn head(&self, key: &ObjectKey) -> Result<OriginalMeta, StoreError> {
+        let opts = GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        let res = self
+            .inner
+            .get_opts(key.store_path(), opts)
+            .await
+            .map_err(|e| classify("head", e))?;
+        metrics::store_request("head", "ok");
+        let meta = res.meta;
+        let store_etag = meta.e_tag.clone();
+        let head = if meta.size == 0 {
+            Bytes::new()
+        } else {
+            let range = 0..meta.size.min(SNIFF_LEN as u64);
+            let opts = GetOptions {
+                range: Some(GetRange::Bounded(range)),
+                if_match: store_etag.clone(),
+                ..Default::default()
+            };
+            let res = self
+                .inner
+                .get_opts(key.store_path(), opts)
+                .await
+                .map_err(|e| classify("sniff", e))?;
+            res.bytes().await.map_err(|e| classify("sniff", e))?
+        };
+        metrics::store_request("sniff", "ok");
+        let last_modified =
+            UNIX_EPOCH + Duration::from_secs(meta.last_modified.timestamp().max(0) as u64);
+        Ok(OriginalMeta {
+            size: meta.size,
+            etag: quoted_etag(
+                store_etag.as_deref(),
+                meta.size,
+                meta.last_modified.timestamp_nanos_opt().unwrap_or(0),
+            ),
+            store_etag,
+            last_modified,
+            media: MediaType::sniff(&head),
+        })
+    }
+
+    /// The whole object in memory, refused above `max_bytes`.
+    pub async fn read_all(
+        &self,
+        key: &ObjectKey,
+        meta: &OriginalMeta,
+        max_bytes: u64,
+    ) -> Result<Bytes, StoreError> {
+        if meta.size > max_bytes {
+            return Err(StoreError::TooLarge(max_bytes));
+        }
+        let res = self
+            .inner
+            .get_opts(key.store_path(), self.read_opts(meta, None))
+            .await
+            .map_err(|e| classify("get", e))?;
+        let bytes = res.bytes().await.map_err(|e| classify("get", e))?;
+        metrics::store_request("get", "ok");
+        Ok(bytes)
+    }
+
+    /// The object (or one byte range of it) as a stream: never held in memory whole.
+    pub async fn read_stream(
+        &self,
+        key: &ObjectKey,
+        meta: &OriginalMeta,
+        range: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, StoreError> {
+        let res = self
+            .inner
+            .get_opts(key.store_path(), self.read_opts(meta, range))
+            .await
+            .map_err(|e| classify("stream", e))?;
+        metrics::store_request("stream", "ok");
+        Ok(res.into_stream().map_err(std::io::Error::other).boxed())
+    }
+
+    fn read_opts(&self, meta: &OriginalMeta, range: Option<Range<u64>>) -> GetOptions {
+        GetOptions {
+            range: range.map(GetRange::Bounded),
+            if_match: meta.store_etag.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A strong ETag from the store's tag (unquoted, `W/` dropped), or from size
+/// and modification time when the store has none.
+fn quoted_etag(store_etag: Option<&str>, size: u64, mtime_nanos: i64) -> String {
+    let inner = store_etag
+        .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{size:x}-{mtime_nanos:x}"));
+    format!("\"{inner}\"")
+}
+
+fn classify(op: &'static str, e: object_store::Error) -> StoreError {
+    let err = match e {
+        object_store::Error::NotFound { .. } | object_store::Error::InvalidPath { .. } => {
+            StoreError::NotFound
+        }
+        object_store::Error::Precondition { .. } => StoreError::Changed,
+        other => {
+            // A directory or an unreadable entry under the data dir is not an object.
+            let msg = other.to_string();
+            if msg.contains("Is a directory") || msg.contains("is a directory") {
+                StoreError::NotFound
+            } else {
+                StoreError::Unavailable(msg)
+            }
+        }
+    };
+    let result = match &err {
+        StoreError::NotFound => "not_found",
+        StoreError::Changed => "changed",
+        _ => "error",
+    };
+    metrics::store_request(op, result);
+    if let StoreError::Unavailable(msg) = &err {
+        tracing::warn!(op, error = %msg, "storage request failed");
+    }
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_strong_and_quoted() {
+        assert_eq!(quoted_etag(Some("abc-12"), 1, 2), "\"abc-12\"");
+        assert_eq!(quoted_etag(Some("\"d41d8\""), 1, 2), "\"d41d8\"");
+        assert_eq!(quoted_etag(Some("W/\"x\""), 1, 2), "\"x\"");
+        assert_eq!(quoted_etag(None, 255, 16), "\"ff-10\"");
+        assert_eq!(quoted_etag(Some("bad\"tag"), 255, 16), "\"ff-10\"");
+    }
+
+    #[tokio::test]
+    async fn head_sniffs_and_reads_detect_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::local(&dir.path().join("data")).unwrap();
+        std::fs::write(
+            dir.path().join("data/x.bin"),
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+        )
+        .unwrap();
+        let key = ObjectKey::parse("x.bin").unwrap();
+        let meta = store.head(&key).await.unwrap();
+        assert_eq!((meta.media, meta.size), (MediaType::Png, 16));
+        assert_eq!(store.read_all(&key, &meta, 100).await.unwrap().len(), 16);
+        assert_eq!(
+            store.read_all(&key, &meta, 10).await,
+            Err(StoreError::TooLarge(10))
+        );
+
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(dir.path().join("data/x.bin"), b"changed content").unwrap();
+        assert_eq!(
+            store.read_all(&key, &meta, 100).await,
+            Err(StoreError::Changed)
+        );
+
+        let missing = ObjectKey::parse("nope").unwrap();
+        assert_eq!(store.head(&missing).await, Err(StoreError::NotFound));
+        std::fs::create_dir(dir.path().join("data/dir")).unwrap();
+        assert_eq!(
+            store.head(&ObjectKey::parse("dir").unwrap()).await,
+            Err(StoreError::NotFound)
+        );
+        std::fs::write(dir.path().join("data/empty"), b"").unwrap();
+        assert_eq!(
+            store
+                .head(&ObjectKey::parse("empty").unwrap())
+                .await
+                .unwrap()
+                .media,
+            MediaType::Other
+        );
+    }
+}

@@ -1,0 +1,460 @@
+//! Transform parameters: query string → [`VariantRequest`] → negotiated [`Variant`].
+//!
+//! Only `w`, `h`, `fit`, `fmt`, `q` and `dpr` are read; every other query
+//! parameter is ignored and never reaches the cache key. The canonical form
+//! ([`Variant::canonical`]) is computed *after* `dpr` is applied and the
+//! format negotiated, so `w=300&dpr=2` and `w=600` share one cache entry, and
+//! the `Accept` header enters the key only as the format it resolved to.
+
+use std::fmt::Write as _;
+
+use crate::config::TransformConfig;
+
+/// A bad transform parameter. The message names the parameter (answers 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid parameter {param}: {reason}")]
+pub struct VariantError {
+    pub param: &'static str,
+    pub reason: String,
+}
+
+impl VariantError {
+    fn new(param: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            param,
+            reason: reason.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fit {
+    /// Fill the box, centre crop.
+    Cover,
+    /// Fit within the box, keep the aspect ratio.
+    Inside,
+    /// Stretch to the box.
+    Fill,
+}
+
+impl Fit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Fit::Cover => "cover",
+            Fit::Inside => "inside",
+            Fit::Fill => "fill",
+        }
+    }
+}
+
+/// The `fmt` parameter as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatParam {
+    Auto,
+    Webp,
+    Avif,
+    Jpeg,
+    Png,
+}
+
+/// The output format after negotiation; this is what the cache key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputFormat {
+    Webp,
+    Avif,
+    Jpeg,
+    Png,
+    /// `fmt=auto` for a client that does not accept WebP: JPEG, or PNG when
+    /// the source has alpha that must survive. Decided once the source is known.
+    JpegOrPng,
+}
+
+impl OutputFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Webp => "webp",
+            OutputFormat::Avif => "avif",
+            OutputFormat::Jpeg => "jpeg",
+            OutputFormat::Png => "png",
+            OutputFormat::JpegOrPng => "jpeg-or-png",
+        }
+    }
+
+    /// Whether the quality setting affects the output bytes.
+    fn uses_quality(self) -> bool {
+        !matches!(self, OutputFormat::Png)
+    }
+}
+
+/// Transform parameters as parsed from the query, before negotiation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantRequest {
+    w: Option<u32>,
+    h: Option<u32>,
+    fit: Option<Fit>,
+    fmt: FormatParam,
+    q: Option<u8>,
+    dpr: f64,
+}
+
+/// A fully resolved variant: effective box, fit, output format, quality.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Variant {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fit: Fit,
+    pub format: OutputFormat,
+    pub quality: u8,
+    /// The format came from the `Accept` header (`Vary: Accept` is due).
+    pub negotiated: bool,
+}
+
+const PARAMS: [&str; 6] = ["w", "h", "fit", "fmt", "q", "dpr"];
+
+impl VariantRequest {
+    /// Parses the raw query string. `Ok(None)` when no transform parameter is
+    /// present (the original is served).
+    pub fn parse(query: Option<&str>, cfg: &TransformConfig) -> Result<Option<Self>, VariantError> {
+        let Some(query) = query else { return Ok(None) };
+        let mut seen: [Option<String>; 6] = Default::default();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let Some(i) = PARAMS.iter().position(|p| *p == name) else {
+                continue; // unknown parameters are ignored
+            };
+            if seen[i].is_some() {
+                return Err(VariantError::new(PARAMS[i], "given more than once"));
+            }
+            seen[i] = Some(value.into_owned());
+        }
+        if seen.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let [w, h, fit, fmt, q, dpr] = seen;
+        let max = cfg.max_dimension;
+        let req = Self {
+            w: w.map(|v| parse_int("w", &v, 1, max)).transpose()?,
+            h: h.map(|v| parse_int("h", &v, 1, max)).transpose()?,
+            fit: fit.map(|v| parse_fit(&v)).transpose()?,
+            fmt: fmt
+                .map(|v| parse_format(&v))
+                .transpose()?
+                .unwrap_or(FormatParam::Auto),
+            q: q.map(|v| parse_int("q", &v, 1, 100).map(|q| q as u8))
+                .transpose()?,
+            dpr: dpr.map(|v| parse_dpr(&v)).transpose()?.unwrap_or(1.0),
+        };
+        req.check_allowed_size(cfg)?;
+        Ok(Some(req))
+    }
+
+    fn check_allowed_size(&self, cfg: &TransformConfig) -> Result<(), VariantError> {
+        if cfg.allowed_sizes.is_empty() || (self.w.is_none() && self.h.is_none()) {
+            return Ok(());
+        }
+        if cfg
+            .allowed_sizes
+            .iter()
+            .any(|s| s.width == self.w && s.height == self.h)
+        {
+            return Ok(());
+        }
+        let dim = |d: Option<u32>| d.map(|v| v.to_string()).unwrap_or_default();
+        let param = match (self.w, self.h) {
+            (Some(_), None) => "w",
+            (None, Some(_)) => "h",
+            _ => "w, h",
+        };
+        Err(VariantError::new(
+            param,
+            format!(
+                "size {}x{} is not in transform.allowed_sizes",
+                dim(self.w),
+                dim(self.h)
+            ),
+        ))
+    }
+
+    /// Applies `dpr`, the defaults and content negotiation.
+    pub fn resolve(&self, accept: Option<&str>, cfg: &TransformConfig) -> Variant {
+        let (width, height) = scale_box(self.w, self.h, self.dpr, cfg.max_dimension);
+        let (format, negotiated) = match self.fmt {
+            FormatParam::Auto if accepts_webp(accept) => (OutputFormat::Webp, true),
+            FormatParam::Auto => (OutputFormat::JpegOrPng, true),
+            FormatParam::Webp => (OutputFormat::Webp, false),
+            FormatParam::Avif => (OutputFormat::Avif, false),
+            FormatParam::Jpeg => (OutputFormat::Jpeg, false),
+            FormatParam::Png => (OutputFormat::Png, false),
+        };
+        Variant {
+            width,
+            height,
+            fit: self.fit.unwrap_or(Fit::Cover),
+            format,
+            quality: self.q.unwrap_or(cfg.default_quality),
+            negotiated,
+        }
+    }
+}
+
+impl Variant {
+    /// The canonical parameter string: identical for every request that must
+    /// produce the same bytes, different for any that must not.
+    pub fn canonical(&self) -> String {
+        let mut s = String::with_capacity(48);
+        if let Some(w) = self.width {
+            let _ = write!(s, "w={w}&");
+        }
+        if let Some(h) = self.height {
+            let _ = write!(s, "h={h}&");
+        }
+        if self.width.is_some() && self.height.is_some() {
+            let _ = write!(s, "fit={}&", self.fit.as_str());
+        }
+        let _ = write!(s, "fmt={}", self.format.as_str());
+        if self.format.uses_quality() {
+            let _ = write!(s, "&q={}", self.quality);
+        }
+        s
+    }
+}
+
+/// Multiplies the box by `dpr`, then shrinks it (keeping its aspect ratio) so
+/// that no side exceeds `max_dimension`.
+fn scale_box(w: Option<u32>, h: Option<u32>, dpr: f64, max: u32) -> (Option<u32>, Option<u32>) {
+    let longest = w.unwrap_or(0).max(h.unwrap_or(0)) as f64 * dpr;
+    let factor = if longest > max as f64 {
+        dpr * max as f64 / longest
+    } else {
+        dpr
+    };
+    let apply = |v: u32| ((v as f64 * factor).round() as u32).clamp(1, max);
+    (w.map(apply), h.map(apply))
+}
+
+/// WebP only when the client names `image/webp` with a non-zero q. Like
+/// imgproxy and CloudFront, `*/*` and `image/*` do not count: clients that
+/// send only wildcards (curl, old browsers) get JPEG, which every client decodes.
+pub fn accepts_webp(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return false };
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        if !media.eq_ignore_ascii_case("image/webp") {
+            return false;
+        }
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .filter_map(|v| v.trim().parse::<f32>().ok())
+            .next()
+            .unwrap_or(1.0);
+        q > 0.0
+    })
+}
+
+fn parse_int(param: &'static str, v: &str, min: u32, max: u32) -> Result<u32, VariantError> {
+    let err = || VariantError::new(param, format!("must be an integer from {min} to {max}"));
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    match v.parse::<u64>() {
+        Ok(n) if (min as u64..=max as u64).contains(&n) => Ok(n as u32),
+        _ => Err(err()),
+    }
+}
+
+fn parse_fit(v: &str) -> Result<Fit, VariantError> {
+    match v.to_ascii_lowercase().as_str() {
+        "cover" => Ok(Fit::Cover),
+        "inside" => Ok(Fit::Inside),
+        "fill" => Ok(Fit::Fill),
+        _ => Err(VariantError::new(
+            "fit",
+            "must be one of cover, inside, fill",
+        )),
+    }
+}
+
+fn parse_format(v: &str) -> Result<FormatParam, VariantError> {
+    match v.to_ascii_lowercase().as_str() {
+        "auto" => Ok(FormatParam::Auto),
+        "webp" => Ok(FormatParam::Webp),
+        "avif" => Ok(FormatParam::Avif),
+        "jpeg" | "jpg" => Ok(FormatParam::Jpeg),
+        "png" => Ok(FormatParam::Png),
+        _ => Err(VariantError::new(
+            "fmt",
+            "must be one of auto, webp, avif, jpeg, png",
+        )),
+    }
+}
+
+fn parse_dpr(v: &str) -> Result<f64, VariantError> {
+    let err = || VariantError::new("dpr", "must be a number from 1 to 4");
+    // Digits and at most one dot only: no "inf", "NaN", exponents or signs.
+    let well_formed = !v.is_empty()
+        && v.len() <= 8
+        && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && v.bytes().filter(|b| *b == b'.').count() <= 1;
+    if !well_formed {
+        return Err(err());
+    }
+    match v.parse::<f64>() {
+        Ok(d) if (1.0..=4.0).contains(&d) => Ok(d),
+        _ => Err(err()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SizeSpec;
+
+    fn cfg() -> TransformConfig {
+        TransformConfig::default()
+    }
+
+    fn parse(q: &str) -> Result<Option<VariantRequest>, VariantError> {
+        VariantRequest::parse(Some(q), &cfg())
+    }
+
+    fn canon(q: &str, accept: Option<&str>) -> String {
+        parse(q)
+            .unwrap()
+            .unwrap()
+            .resolve(accept, &cfg())
+            .canonical()
+    }
+
+    #[test]
+    fn no_transform_params_means_original() {
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(parse("utm_source=x&v=2"), Ok(None));
+        assert_eq!(VariantRequest::parse(None, &cfg()), Ok(None));
+    }
+
+    #[test]
+    fn unknown_params_do_not_split_the_key() {
+        assert_eq!(
+            canon("w=150&h=150", None),
+            canon("h=150&x=1&w=150&cb=9", None)
+        );
+    }
+
+    #[test]
+    fn canonical_form() {
+        let webp = Some("image/avif,image/webp,*/*;q=0.8");
+        assert_eq!(
+            canon("w=150&h=150", webp),
+            "w=150&h=150&fit=cover&fmt=webp&q=80"
+        );
+        assert_eq!(
+            canon("w=150&h=150&fmt=webp", None),
+            "w=150&h=150&fit=cover&fmt=webp&q=80"
+        );
+        assert_eq!(
+            canon("w=150&h=150", None),
+            "w=150&h=150&fit=cover&fmt=jpeg-or-png&q=80"
+        );
+        assert_eq!(canon("w=150&fit=fill", None), "w=150&fmt=jpeg-or-png&q=80");
+        assert_eq!(canon("fmt=png&q=30", None), "fmt=png");
+        assert_eq!(canon("w=300&dpr=2", None), canon("w=600", None));
+        assert_eq!(
+            canon("w=100&h=50&dpr=1.5&fit=inside", None),
+            "w=150&h=75&fit=inside&fmt=jpeg-or-png&q=80"
+        );
+    }
+
+    #[test]
+    fn dpr_never_exceeds_max_dimension_and_keeps_aspect() {
+        let v = parse("w=4000&h=2000&dpr=4")
+            .unwrap()
+            .unwrap()
+            .resolve(None, &cfg());
+        assert_eq!((v.width, v.height), (Some(4096), Some(2048)));
+    }
+
+    #[test]
+    fn negotiation() {
+        assert!(accepts_webp(Some("image/webp")));
+        assert!(accepts_webp(Some(
+            "image/avif,image/webp,image/apng,*/*;q=0.8"
+        )));
+        assert!(accepts_webp(Some("IMAGE/WEBP;q=0.5")));
+        assert!(!accepts_webp(Some("image/webp;q=0")));
+        assert!(!accepts_webp(Some("*/*")));
+        assert!(!accepts_webp(Some("image/*")));
+        assert!(!accepts_webp(None));
+        let v = parse("w=10").unwrap().unwrap();
+        assert!(v.resolve(None, &cfg()).negotiated);
+        assert!(
+            !parse("w=10&fmt=jpeg")
+                .unwrap()
+                .unwrap()
+                .resolve(None, &cfg())
+                .negotiated
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_parameter() {
+        for (q, p) in [
+            ("w=0", "w"),
+            ("w=4097", "w"),
+            ("w=abc", "w"),
+            ("w=", "w"),
+            ("w=-5", "w"),
+            ("w=1.5", "w"),
+            ("w=99999999999999999999", "w"),
+            ("h=0", "h"),
+            ("fit=crop", "fit"),
+            ("fmt=gif", "fmt"),
+            ("q=0", "q"),
+            ("q=101", "q"),
+            ("dpr=0.5", "dpr"),
+            ("dpr=5", "dpr"),
+            ("dpr=NaN", "dpr"),
+            ("dpr=inf", "dpr"),
+            ("dpr=1e0", "dpr"),
+            ("w=1&w=2", "w"),
+        ] {
+            let e = parse(q).unwrap_err();
+            assert_eq!(e.param, p, "{q}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("invalid parameter {p}:")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn allowed_sizes() {
+        let mut c = cfg();
+        c.allowed_sizes = vec![
+            SizeSpec {
+                width: Some(150),
+                height: Some(150),
+            },
+            SizeSpec {
+                width: Some(500),
+                height: None,
+            },
+        ];
+        let p = |q: &str| VariantRequest::parse(Some(q), &c);
+        assert!(p("w=150&h=150").is_ok());
+        assert!(p("w=150&h=150&dpr=2").is_ok());
+        assert!(p("w=500").is_ok());
+        assert!(p("fmt=webp").is_ok());
+        assert_eq!(p("w=151&h=150").unwrap_err().param, "w, h");
+        assert_eq!(p("h=150").unwrap_err().param, "h");
+        assert_eq!(p("w=150").unwrap_err().param, "w");
+    }
+
+    #[test]
+    fn values_are_case_insensitive_and_jpg_is_jpeg() {
+        assert_eq!(
+            canon("w=10&h=10&fit=INSIDE&fmt=JPG", None),
+            "w=10&h=10&fit=inside&fmt=jpeg&q=80"
+        );
+    }
+}
