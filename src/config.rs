@@ -261,6 +261,8 @@ impl RawConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         if let Some(listen) = &overrides.listen {
+            // The file's value is still checked: a typo there is refused, not masked.
+            validate_server(&self.server)?;
             self.server.listen = listen.clone();
         }
         if let Some(data) = &overrides.data {

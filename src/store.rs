@@ -173,15 +173,20 @@ fn classify(op: &'static str, e: object_store::Error) -> StoreError {
             StoreError::NotFound
         }
         object_store::Error::Precondition { .. } => StoreError::Changed,
-        other => {
-            // A directory or an unreadable entry under the data dir is not an object.
-            let msg = other.to_string();
-            if msg.contains("Is a directory") || msg.contains("is a directory") {
-                StoreError::NotFound
-            } else {
-                StoreError::Unavailable(msg)
-            }
+        // A directory, or a name the filesystem cannot hold, is not an object.
+        other
+            if matches!(
+                io_kind(&other),
+                Some(
+                    std::io::ErrorKind::IsADirectory
+                        | std::io::ErrorKind::NotADirectory
+                        | std::io::ErrorKind::InvalidFilename
+                )
+            ) =>
+        {
+            StoreError::NotFound
         }
+        other => StoreError::Unavailable(other.to_string()),
     };
     let result = match &err {
         StoreError::NotFound => "not_found",
@@ -193,6 +198,18 @@ fn classify(op: &'static str, e: object_store::Error) -> StoreError {
         tracing::warn!(op, error = %msg, "storage request failed");
     }
     err
+}
+
+/// The kind of the first `io::Error` in an error's source chain.
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        current = err.source();
+    }
+    None
 }
 
 #[cfg(test)]
@@ -240,6 +257,8 @@ mod tests {
             store.head(&ObjectKey::parse("dir").unwrap()).await,
             Err(StoreError::NotFound)
         );
+        let too_long = ObjectKey::parse(&"n".repeat(300)).unwrap();
+        assert_eq!(store.head(&too_long).await, Err(StoreError::NotFound));
         std::fs::write(dir.path().join("data/empty"), b"").unwrap();
         assert_eq!(
             store

@@ -1,0 +1,298 @@
+//! Test harness: starts the real `mediaedge` binary on a loopback port with
+//! its own data directory and config, and talks HTTP to it.
+#![allow(dead_code)]
+
+pub mod images;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus")
+        .join(name)
+}
+
+pub fn corpus_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(corpus(name)).unwrap_or_else(|e| panic!("corpus file {name}: {e}"))
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    stderr: Arc<Mutex<Vec<String>>>,
+    pub client: reqwest::Client,
+}
+
+pub struct Builder {
+    config: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Builder {
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config = toml.to_owned();
+        self
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_owned());
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    /// Reuse a directory (data, cache, config) from a previous server.
+    pub fn dir(mut self, dir: tempfile::TempDir) -> Self {
+        self.dir = Some(dir);
+        self
+    }
+
+    pub fn start(self) -> Server {
+        let dir = self.dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let config = dir.path().join("mediaedge.toml");
+        std::fs::write(&config, &self.config).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediaedge"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .args(&self.args)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info")
+            .env_remove("MEDIAEDGE_ADMIN_KEY")
+            .env_remove("MEDIAEDGE_SIGNING_SECRET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start mediaedge");
+        let stderr = collect_lines(child.stderr.take().unwrap());
+        let base = wait_for_listen_line(child.stdout.take().unwrap(), &stderr);
+        Server {
+            child,
+            base,
+            dir,
+            stderr,
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+}
+
+fn collect_lines(r: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+fn wait_for_listen_line(
+    stdout: impl std::io::Read + Send + 'static,
+    stderr: &Arc<Mutex<Vec<String>>>,
+) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) => line
+            .strip_prefix("mediaedge listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_owned(),
+        Err(_) => panic!("server did not start; stderr: {:?}", stderr.lock().unwrap()),
+    }
+}
+
+impl Server {
+    pub fn builder() -> Builder {
+        Builder {
+            config: String::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            dir: None,
+        }
+    }
+
+    pub fn start() -> Server {
+        Self::builder().start()
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Copies a corpus file into the data directory under `key`.
+    pub fn put_corpus(&self, name: &str, key: &str) {
+        self.put(key, &corpus_bytes(name));
+    }
+
+    pub fn put(&self, key: &str, bytes: &[u8]) {
+        let path = self.data().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.base, path_and_query)
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path_and_query))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_with(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self.client.get(self.url(path_and_query));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Sum of every sample of `name` whose labels include all of `labels`.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let text = self.get("/_/metrics").await.text().await.unwrap();
+        parse_metric(&text, name, labels)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory of the server process so far, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        proc_status_kb(self.pid(), "VmHWM:") * 1024
+    }
+
+    pub fn rss(&self) -> u64 {
+        proc_status_kb(self.pid(), "VmRSS:") * 1024
+    }
+
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Stops the server and hands back its directory (data, cache) for a restart.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn parse_metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Decodes a response body with the `image` crate (independent of ours).
+pub fn decode(bytes: &[u8]) -> image::DynamicImage {
+    image::load_from_memory(bytes)
+        .unwrap_or_else(|e| panic!("response is not a decodable image: {e}"))
+}
+
+pub fn format_of(bytes: &[u8]) -> image::ImageFormat {
+    image::guess_format(bytes).expect("known image format")
+}
+
+/// Sends `GET <target>` exactly as given (no URL normalisation) and returns
+/// the status and body. HTTP/1.1 with `Connection: close`.
+pub async fn raw_get(base: &str, target: &str) -> (u16, String) {
+    raw_request(
+        base,
+        &format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+pub async fn raw_request(base: &str, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}

@@ -1,0 +1,143 @@
+//! Every limit on the transform path: pixels (from the header, before any
+//! buffer), bytes, corrupt input, pool + queue (503), per-transform timeout.
+
+mod common;
+
+use common::{Server, corpus_bytes};
+use reqwest::StatusCode;
+
+const PHOTO: &str = "photo_4032x3024_orient1.jpg";
+
+#[tokio::test]
+async fn decompression_bomb_is_refused_from_its_header() {
+    let s = Server::start();
+    s.put_corpus("bomb_20000x20000_1bit.png", "bomb.png");
+    let res = s.get("/bomb.png?w=100").await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = res.text().await.unwrap();
+    assert!(
+        body.contains("20000x20000") && body.contains("max_source_pixels"),
+        "{body}"
+    );
+    // 400 Mpx would need ≥ 400 MB decoded; nothing close was allocated.
+    assert!(
+        s.peak_rss() < 150 << 20,
+        "peak RSS {} MiB",
+        s.peak_rss() >> 20
+    );
+    // The original itself is still served as bytes.
+    assert_eq!(s.get("/bomb.png").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn max_source_pixels_is_configurable() {
+    let s = Server::builder()
+        .config("[transform]\nmax_source_pixels = 1000000\n")
+        .start();
+    s.put_corpus(PHOTO, "p.jpg");
+    s.put_corpus("anim_320x240_8f.gif", "small.gif");
+    assert_eq!(
+        s.get("/p.jpg?w=100").await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(s.get("/small.gif?w=100").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn max_source_bytes_bounds_what_is_read_into_memory() {
+    let s = Server::builder()
+        .config("[transform]\nmax_source_bytes = 1000000\n")
+        .start();
+    s.put_corpus(PHOTO, "p.jpg");
+    let res = s.get("/p.jpg?w=100").await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().await.unwrap().contains("max_source_bytes"));
+}
+
+#[tokio::test]
+async fn truncated_and_corrupt_images_are_422() {
+    let s = Server::start();
+    s.put_corpus("truncated_2560x1600.jpg", "cut.jpg");
+    let mut garbage_jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    garbage_jpeg.extend((0..5000u32).map(|i| (i * 7919 % 251) as u8));
+    s.put("garbage.jpg", &garbage_jpeg);
+    let mut png = corpus_bytes("rgba_1200x1200.png");
+    png.truncate(png.len() / 3);
+    s.put("cut.png", &png);
+    let mut webp = corpus_bytes("photo_4272x2848.webp");
+    webp.truncate(webp.len() / 2);
+    s.put("cut.webp", &webp);
+    let mut gif = corpus_bytes("anim_320x240_8f.gif");
+    gif.truncate(100);
+    s.put("cut.gif", &gif);
+    for key in ["cut.jpg", "garbage.jpg", "cut.png", "cut.webp", "cut.gif"] {
+        let res = s.get(&format!("/{key}?w=100")).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{key}");
+        let body = res.text().await.unwrap();
+        assert!(body.starts_with("image cannot be decoded"), "{key}: {body}");
+    }
+    // The server is fine afterwards.
+    assert_eq!(s.get("/_/health").await.status(), StatusCode::OK);
+}
+
+/// One worker, no queue: while one transform runs, others get 503 at once.
+#[tokio::test]
+async fn full_pool_answers_503_with_retry_after() {
+    let s = Server::builder()
+        .config("[transform]\nworkers = 1\nqueue = 0\n")
+        .start();
+    s.put_corpus(PHOTO, "p.jpg");
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let (client, url) = (
+            s.client.clone(),
+            s.url(&format!("/p.jpg?w={}&fmt=png", 4000 + w)),
+        );
+        tasks.push(tokio::spawn(async move {
+            client.get(url).send().await.unwrap()
+        }));
+    }
+    let mut ok = 0;
+    let mut refused = 0;
+    for t in tasks {
+        let res = t.await.unwrap();
+        match res.status() {
+            StatusCode::OK => ok += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(res.headers()["retry-after"], "1");
+                assert_eq!(
+                    res.text().await.unwrap(),
+                    "too many transforms in progress, retry shortly"
+                );
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(ok >= 1 && refused >= 1, "ok {ok}, refused {refused}");
+    assert_eq!(
+        s.metric("mediaedge_transforms_total", &[("outcome", "rejected")])
+            .await,
+        refused as f64
+    );
+}
+
+#[tokio::test]
+async fn slow_transforms_time_out_with_503() {
+    let s = Server::builder()
+        .config("[transform]\ntimeout_secs = 0.02\n")
+        .start();
+    s.put_corpus(PHOTO, "p.jpg");
+    let res = s.get("/p.jpg?w=4000&fmt=png").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(
+        res.text().await.unwrap(),
+        "transform timed out, retry shortly"
+    );
+    assert_eq!(
+        s.metric("mediaedge_transforms_total", &[("outcome", "timeout")])
+            .await,
+        1.0
+    );
+}

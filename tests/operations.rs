@@ -1,0 +1,117 @@
+//! Health, metrics, request logs, request ids, graceful shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Server;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn health() {
+    let s = Server::start();
+    let res = s.get("/_/health").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn metrics_in_prometheus_text() {
+    let s = Server::start();
+    s.put_corpus("photo_4032x3024_orient1.jpg", "p.jpg");
+    s.get("/p.jpg?w=64").await;
+    s.get("/p.jpg?w=64").await;
+    s.get("/missing").await;
+    let res = s.get("/_/metrics").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    for name in [
+        "mediaedge_http_requests_total{",
+        "mediaedge_http_request_duration_seconds_bucket{",
+        "mediaedge_cache_hits_total{",
+        "mediaedge_cache_misses_total{",
+        "mediaedge_transforms_total{",
+        "mediaedge_transform_duration_seconds_bucket{",
+        "# TYPE mediaedge_transform_duration_seconds histogram",
+    ] {
+        assert!(text.contains(name), "missing {name} in\n{text}");
+    }
+    assert_eq!(
+        common::parse_metric(
+            &text,
+            "mediaedge_http_requests_total",
+            &[("route", "derivative"), ("status", "200")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        common::parse_metric(
+            &text,
+            "mediaedge_http_requests_total",
+            &[("route", "original"), ("status", "404")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        common::parse_metric(&text, "mediaedge_transform_duration_seconds_count", &[]),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn one_json_log_line_per_request_with_request_id() {
+    let s = Server::builder().arg("--log-format").arg("json").start();
+    s.put_corpus("photo_4032x3024_orient1.jpg", "p.jpg");
+    let res = s
+        .get_with("/p.jpg?w=64", &[("x-request-id", "test-123")])
+        .await;
+    assert_eq!(res.headers()["x-request-id"], "test-123");
+    let generated = s.get("/p.jpg?w=64").await.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(generated.len() >= 16);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let lines: Vec<serde_json::Value> = s
+        .stderr_lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .filter(|v: &serde_json::Value| v["message"] == "request")
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let first = &lines[0];
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["cache"], "MISS");
+    assert_eq!(first["path"], "/p.jpg");
+    assert!(first["latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(first["variant"].as_str().unwrap().starts_with("w=64"));
+    assert_eq!(first["span"]["request_id"], "test-123");
+    assert_eq!(lines[1]["cache"], "HIT");
+    assert_eq!(lines[1]["span"]["request_id"], generated.as_str());
+}
+
+/// SIGTERM: the listener closes, the request in flight completes, exit 0.
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    let mut s = Server::start();
+    s.put_corpus("photo_4032x3024_orient1.jpg", "p.jpg");
+    // A full-size PNG re-encode takes long enough to be in flight.
+    let (client, url) = (s.client.clone(), s.url("/p.jpg?w=4000&fmt=png"));
+    let slow = tokio::spawn(async move {
+        let res = client.get(url).send().await.unwrap();
+        (res.status(), res.bytes().await.unwrap().len())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.signal(libc::SIGTERM);
+    let (status, len) = slow.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(len > 1_000_000);
+    let exit = s.wait_exit(Duration::from_secs(20)).expect("exited");
+    assert!(exit.success(), "{exit:?}");
+}
