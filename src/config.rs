@@ -517,6 +517,33 @@ mod tests {
         let _ = TransformConfig::default();
     }
 
+    /// config.example.toml lists every key at its default: it parses, and
+    /// gives the same config as no file at all.
+    #[test]
+    fn example_file_is_the_defaults() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml"),
+        )
+        .unwrap();
+        let example = validate(&text).unwrap();
+        let default = Config::embedded_default().unwrap();
+        assert_eq!(format!("{example:?}"), format!("{default:?}"));
+        // Every raw key appears in the file (commented or not).
+        let raw = format!("{:?}", RawConfig::default());
+        for key in raw
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '_') && w.len() > 3)
+        {
+            if ["some", "none", "true", "false", "local", "data"].contains(&key) {
+                continue;
+            }
+            assert!(
+                text.contains(&format!("{key} =")) || text.contains(&format!("[{key}]")),
+                "config.example.toml lacks {key}"
+            );
+        }
+    }
+
     #[test]
     fn unknown_keys_are_named() {
         let e = validate("[cache]\nmemroy_mb = 3\n")

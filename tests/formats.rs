@@ -123,14 +123,14 @@ async fn png_8_and_16_bit_alpha_palette_interlaced() {
                 let p = src.get_pixel(x * 4 + dx, y * 4 + dy).0;
                 let a = p[3] as f64;
                 alpha += a;
-                for c in 0..3 {
-                    acc[c] += p[c] as f64 * a;
+                for (sum, v) in acc.iter_mut().zip(p) {
+                    *sum += v as f64 * a;
                 }
             }
         }
         if alpha / 16.0 > 40.0 && alpha / 16.0 < 215.0 && px.0[3] > 40 {
-            for c in 0..3 {
-                diff += (acc[c] / alpha - px.0[c] as f64).abs();
+            for (sum, v) in acc.iter().zip(px.0) {
+                diff += (sum / alpha - v as f64).abs();
             }
             n += 3.0;
         }
@@ -198,6 +198,19 @@ async fn gif_first_frame() {
         d_first < 2.0 && d_first < d_last,
         "first {d_first:.2}, last {d_last:.2}"
     );
+}
+
+#[tokio::test]
+async fn animated_webp_first_frame() {
+    let s = Server::start();
+    let anim = images::animated_webp(48, 32);
+    s.put("anim.webp", &anim);
+    let out = png_out(&s, "anim.webp", "w=24").await;
+    assert_eq!(out.dimensions(), (24, 16));
+    let px = out.get_pixel(12, 8).0;
+    assert!(px[0] > 200 && px[2] < 50, "first (red) frame, got {px:?}");
+    // Untransformed, the animation is served intact.
+    assert_eq!(s.get("/anim.webp").await.bytes().await.unwrap(), anim);
 }
 
 #[tokio::test]

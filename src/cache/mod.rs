@@ -283,16 +283,14 @@ impl Cache {
 
 /// Runs a fill in its own task so it completes even if the request that
 /// started it is dropped; the coalesced waiters still get the value.
-fn spawned<T: Send + 'static>(
+async fn spawned<T: Send + 'static>(
     fill: impl Future<Output = Result<T, Error>> + Send + 'static,
-) -> impl Future<Output = Result<T, Error>> {
-    async move {
-        tokio::spawn(fill).await.unwrap_or_else(|e| {
-            Err(Error::Transform(
-                crate::transform::TransformError::Internal(format!("fill task failed: {e}")),
-            ))
-        })
-    }
+) -> Result<T, Error> {
+    tokio::spawn(fill).await.unwrap_or_else(|e| {
+        Err(Error::Transform(
+            crate::transform::TransformError::Internal(format!("fill task failed: {e}")),
+        ))
+    })
 }
 
 #[cfg(test)]

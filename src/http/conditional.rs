@@ -42,10 +42,10 @@ pub fn evaluate(method: &Method, headers: &HeaderMap, v: &Validators<'_>) -> Out
         if !etag_list_matches(im, v.etag, Comparison::Strong) {
             return Outcome::PreconditionFailed;
         }
-    } else if let Some(date) = header_date(headers, header::IF_UNMODIFIED_SINCE) {
-        if truncate(v.last_modified) > date {
-            return Outcome::PreconditionFailed;
-        }
+    } else if let Some(date) = header_date(headers, header::IF_UNMODIFIED_SINCE)
+        && truncate(v.last_modified) > date
+    {
+        return Outcome::PreconditionFailed;
     }
 
     if let Some(inm) = header_str(headers, header::IF_NONE_MATCH) {
@@ -56,12 +56,11 @@ pub fn evaluate(method: &Method, headers: &HeaderMap, v: &Validators<'_>) -> Out
                 Outcome::PreconditionFailed
             };
         }
-    } else if is_get_or_head {
-        if let Some(date) = header_date(headers, header::IF_MODIFIED_SINCE) {
-            if truncate(v.last_modified) <= date {
-                return Outcome::NotModified;
-            }
-        }
+    } else if is_get_or_head
+        && let Some(date) = header_date(headers, header::IF_MODIFIED_SINCE)
+        && truncate(v.last_modified) <= date
+    {
+        return Outcome::NotModified;
     }
 
     // Range is defined for GET only (RFC 9110 §14.2).
@@ -71,10 +70,10 @@ pub fn evaluate(method: &Method, headers: &HeaderMap, v: &Validators<'_>) -> Out
     let Some(range) = header_str(headers, header::RANGE) else {
         return Outcome::Full;
     };
-    if let Some(if_range) = header_str(headers, header::IF_RANGE) {
-        if !if_range_matches(if_range, v) {
-            return Outcome::Full;
-        }
+    if let Some(if_range) = header_str(headers, header::IF_RANGE)
+        && !if_range_matches(if_range, v)
+    {
+        return Outcome::Full;
     }
     single_range(range, v.len)
 }

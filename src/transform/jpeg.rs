@@ -58,10 +58,10 @@ pub fn probe(src: &[u8]) -> Result<JpegHeader, TransformError> {
                     }
                 }
                 Marker::APP(2) => {
-                    if let Some(rest) = m.data.strip_prefix(ICC_TAG) {
-                        if rest.len() >= 2 {
-                            icc_chunks.push((rest[0], &rest[2..]));
-                        }
+                    if let Some(rest) = m.data.strip_prefix(ICC_TAG)
+                        && rest.len() >= 2
+                    {
+                        icc_chunks.push((rest[0], &rest[2..]));
                     }
                 }
                 Marker::APP(14) => header.adobe |= m.data.starts_with(b"Adobe"),

@@ -60,7 +60,7 @@ impl Pixels {
         (self.width, self.height, self.channels, data)
     }
 
-    pub fn to_8bit(self) -> Self {
+    pub fn into_8bit(self) -> Self {
         let (w, h, c, data) = self.into_u8();
         Self::new_u8(w, h, c, data)
     }

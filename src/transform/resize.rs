@@ -16,7 +16,7 @@ pub fn resize(src: Pixels, crop: Rect, to: (u32, u32)) -> Result<Pixels, Transfo
         && crop.w as u32 == src.width
         && crop.h as u32 == src.height;
     if whole && to == (src.width, src.height) {
-        return Ok(src.to_8bit());
+        return Ok(src.into_8bit());
     }
     let (bytes, pixel_type): (&[u8], PixelType) = match (&src.samples, src.channels) {
         (Samples::U8(v), Channels::Gray) => (v, PixelType::U8),
@@ -55,7 +55,7 @@ pub fn resize(src: Pixels, crop: Rect, to: (u32, u32)) -> Result<Pixels, Transfo
         channels: src.channels,
         samples,
     }
-    .to_8bit())
+    .into_8bit())
 }
 
 fn internal(e: impl std::fmt::Display) -> TransformError {

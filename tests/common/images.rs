@@ -164,8 +164,8 @@ pub fn mean_rgb(img: &DynamicImage) -> [f64; 3] {
     let n = (rgb.width() * rgb.height()) as f64;
     let mut sum = [0f64; 3];
     for p in rgb.pixels() {
-        for c in 0..3 {
-            sum[c] += p.0[c] as f64;
+        for (s, v) in sum.iter_mut().zip(p.0) {
+            *s += v as f64;
         }
     }
     sum.map(|s| s / n)
@@ -174,4 +174,15 @@ pub fn mean_rgb(img: &DynamicImage) -> [f64; 3] {
 /// Centre pixel.
 pub fn centre(img: &DynamicImage) -> [u8; 4] {
     img.get_pixel(img.width() / 2, img.height() / 2).0
+}
+
+/// A two-frame animated WebP: a red frame, then a blue one.
+pub fn animated_webp(w: u32, h: u32) -> Vec<u8> {
+    let red: Vec<u8> = (0..w * h).flat_map(|_| [255, 0, 0, 255]).collect();
+    let blue: Vec<u8> = (0..w * h).flat_map(|_| [0, 0, 255, 255]).collect();
+    let config = webp::WebPConfig::new().unwrap();
+    let mut enc = webp::AnimEncoder::new(w, h, &config);
+    enc.add_frame(webp::AnimFrame::from_rgba(&red, w, h, 0));
+    enc.add_frame(webp::AnimFrame::from_rgba(&blue, w, h, 100));
+    enc.encode().to_vec()
 }

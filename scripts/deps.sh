@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the system packages mediaedge builds with on Debian/Ubuntu:
+# a C compiler for libjpeg-turbo (mozjpeg-sys) and libwebp, nasm for their
+# SIMD code and for rav1e (AVIF). Sourced by run.sh and test.sh.
+set -euo pipefail
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "installing: ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+apt_install build-essential nasm pkg-config ca-certificates
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo not found: install Rust 1.95 or newer (https://rustup.rs) and re-run" >&2
+    exit 1
+fi

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian machine: installs what the
+# build and the tests need, then unit and end-to-end tests with nextest.
+# The tests read the shared corpus from ../shared/corpus.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+
+if [ ! -d ../shared/corpus ]; then
+    echo "missing ../shared/corpus (the test images); see README" >&2
+    exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+    cargo install --locked cargo-nextest
+fi
+cargo nextest run --locked --workspace --no-fail-fast "$@"
