@@ -144,6 +144,8 @@ impl Pipeline {
             return Ok((d, CacheStatus::Hit));
         }
         metrics::cache_miss("derivative");
+        // A place in the pool first: a refused transform never reads its source.
+        let admission = self.inner.transformer.admit()?;
         let (src, _) = self.original_bytes(&dkey.object, &meta).await?;
         let cfg = &self.inner.cfg;
         let spec = TransformSpec {
@@ -156,9 +158,7 @@ impl Pipeline {
             max_source_pixels: cfg.max_source_pixels,
         };
         let media = meta.media;
-        let encoded = self
-            .inner
-            .transformer
+        let encoded = admission
             .run(move || transform::process(&src, media, &spec))
             .await?;
         let d = Derivative::new(

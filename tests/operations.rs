@@ -109,6 +109,14 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     s.signal(libc::SIGTERM);
+    // New connections are refused at once ...
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    assert!(
+        tokio::net::TcpStream::connect(&addr).await.is_err(),
+        "still accepting after SIGTERM"
+    );
+    // ... while the request in flight completes.
     let (status, len) = slow.await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert!(len > 1_000_000);

@@ -405,6 +405,25 @@ mod tests {
         assert_eq!(s, CacheStatus::Miss);
     }
 
+    #[tokio::test]
+    async fn memory_is_bounded_in_bytes() {
+        let cache = Cache::new(&cfg(), None); // 1 MiB: 768 KiB for derivatives
+        for i in 0..100 {
+            let body = Bytes::from(vec![i as u8; 50_000]);
+            let d = Derivative::new(body, MediaType::Webp, SystemTime::UNIX_EPOCH, 1, 1);
+            cache
+                .derivative(&dkey(&format!("k{i}"), "w=1"), async move {
+                    Ok((d, CacheStatus::Miss))
+                })
+                .await
+                .unwrap();
+        }
+        cache.derivatives.run_pending_tasks().await;
+        let held = cache.derivatives.weighted_size();
+        assert!(held <= 768 * 1024, "{held} bytes held");
+        assert!(held >= 400 * 1024, "the cache is used: {held}");
+    }
+
     #[test]
     fn derivative_etag_is_a_content_hash() {
         let a = Derivative::new(

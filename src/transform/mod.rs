@@ -15,7 +15,7 @@ mod resize;
 mod source;
 mod webp;
 
-pub use pool::Transformer;
+pub use pool::{Admission, Transformer};
 
 use crate::media_type::MediaType;
 use crate::variant::{Fit, OutputFormat};
@@ -39,6 +39,8 @@ pub struct Encoded {
     pub media: MediaType,
     pub width: u32,
     pub height: u32,
+    /// Size the decoder produced: smaller than the source when it shrank on load.
+    pub decoded: (u32, u32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +89,7 @@ pub fn process(
     // Decoders allocate the output image plus working rows; RGBA16 is 8 bytes a pixel.
     let max_alloc = info.pixels().saturating_mul(8).saturating_add(64 << 20);
     let decoded = source::decode(src, &info, &plan, max_alloc)?;
+    let decoded_size = (decoded.width, decoded.height);
 
     // The plan's crop is in full-size stored coordinates; the decoder may have shrunk.
     let (sx, sy) = (
@@ -113,5 +116,58 @@ pub fn process(
         media,
         width,
         height,
+        decoded: decoded_size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/corpus")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    fn spec(w: u32, h: u32) -> TransformSpec {
+        TransformSpec {
+            width: Some(w),
+            height: Some(h),
+            fit: Fit::Cover,
+            format: OutputFormat::Webp,
+            quality: 80,
+            max_dimension: 4096,
+            max_source_pixels: 100_000_000,
+        }
+    }
+
+    /// A 12 MP JPEG is never decoded at full size for a preview.
+    #[test]
+    fn jpeg_and_webp_shrink_on_load() {
+        let photo = corpus("photo_4032x3024_orient1.jpg");
+        let out = process(&photo, MediaType::Jpeg, &spec(150, 150)).unwrap();
+        assert_eq!((out.width, out.height, out.decoded), (150, 150, (504, 378)));
+        let out = process(&photo, MediaType::Jpeg, &spec(500, 700)).unwrap();
+        assert_eq!(
+            (out.width, out.height, out.decoded),
+            (500, 700, (1008, 756))
+        );
+        let webp = corpus("photo_4272x2848.webp");
+        let out = process(&webp, MediaType::Webp, &spec(500, 700)).unwrap();
+        assert_eq!(
+            (out.width, out.height, out.decoded),
+            (500, 700, (1068, 712))
+        );
+    }
+
+    #[test]
+    fn pixel_limit_is_checked_before_decoding() {
+        let bomb = corpus("bomb_20000x20000_1bit.png");
+        let e = process(&bomb, MediaType::Png, &spec(10, 10)).unwrap_err();
+        assert!(matches!(e, TransformError::TooManyPixels(_)), "{e:?}");
+    }
 }

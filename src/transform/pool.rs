@@ -8,7 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::TransformError;
 use crate::metrics;
@@ -29,17 +29,52 @@ impl Transformer {
         }
     }
 
-    /// Runs `job` on the blocking pool, or refuses it when pool and queue are full.
+    /// Takes a place in the pool or its queue, or refuses at once with
+    /// `Overloaded`. Taken *before* the source is read, so at most
+    /// `workers + queue` sources are ever in memory for transforms.
+    pub fn admit(&self) -> Result<Admission, TransformError> {
+        match self.admission.clone().try_acquire_owned() {
+            Ok(slot) => Ok(Admission {
+                slot,
+                workers: self.workers.clone(),
+                timeout: self.timeout,
+            }),
+            Err(_) => {
+                metrics::transform_finished("rejected", None);
+                Err(TransformError::Overloaded)
+            }
+        }
+    }
+
+    /// Admits and runs `job` (see [`Admission::run`]).
     pub async fn run<T, F>(&self, job: F) -> Result<T, TransformError>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, TransformError> + Send + 'static,
     {
-        let Ok(admitted) = self.admission.clone().try_acquire_owned() else {
-            metrics::transform_finished("rejected", None);
-            return Err(TransformError::Overloaded);
-        };
-        let workers = self.workers.clone();
+        self.admit()?.run(job).await
+    }
+}
+
+/// A place in the pool or its queue, held until the job has really ended.
+pub struct Admission {
+    slot: OwnedSemaphorePermit,
+    workers: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl Admission {
+    /// Waits for a worker and runs `job` on the blocking pool, within the timeout.
+    pub async fn run<T, F>(self, job: F) -> Result<T, TransformError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, TransformError> + Send + 'static,
+    {
+        let Admission {
+            slot,
+            workers,
+            timeout,
+        } = self;
         let started = Instant::now();
         let work = async move {
             let worker = workers
@@ -48,14 +83,14 @@ impl Transformer {
                 .map_err(|_| TransformError::Internal("transform pool closed".into()))?;
             let _in_flight = metrics::InFlight::transforms();
             tokio::task::spawn_blocking(move || {
-                // Both slots are released when the work is really done.
-                let _slots = (admitted, worker);
+                // Both places are released when the work is really done.
+                let _places = (slot, worker);
                 catch_unwind(AssertUnwindSafe(job))
             })
             .await
             .map_err(|e| TransformError::Internal(format!("transform task failed: {e}")))
         };
-        let result = match tokio::time::timeout(self.timeout, work).await {
+        let result = match tokio::time::timeout(timeout, work).await {
             Err(_) => Err(TransformError::TimedOut),
             Ok(Err(e)) => Err(e),
             Ok(Ok(Err(_panic))) => Err(TransformError::Internal("transform panicked".into())),
@@ -99,6 +134,16 @@ mod tests {
             r.await.unwrap().unwrap();
         }
         assert_eq!(pool.run(|| Ok(7)).await, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn admission_is_held_until_run_ends() {
+        let pool = Transformer::new(1, 0, Duration::from_secs(10));
+        let ticket = pool.admit().unwrap();
+        assert!(matches!(pool.admit(), Err(TransformError::Overloaded)));
+        assert_eq!(ticket.run(|| Ok(3)).await, Ok(3));
+        drop(pool.admit().unwrap());
+        assert!(pool.admit().is_ok());
     }
 
     #[tokio::test]
