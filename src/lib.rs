@@ -14,5 +14,7 @@ pub mod pipeline;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod transform;
 pub mod variant;

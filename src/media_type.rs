@@ -108,7 +108,6 @@ mod tests {
 
     #[test]
     fn corpus_files_sniff_as_what_they_are() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
         for (file, want) in [
             ("photo_4032x3024_orient1.jpg", MediaType::Jpeg),
             ("rgba_1200x1200.png", MediaType::Png),
@@ -116,7 +115,7 @@ mod tests {
             ("anim_320x240_8f.gif", MediaType::Gif),
             ("video_1280x720_5s.mp4", MediaType::Mp4),
         ] {
-            let bytes = std::fs::read(dir.join(file)).unwrap();
+            let bytes = crate::test_support::corpus(file);
             assert_eq!(MediaType::sniff(&bytes[..SNIFF_LEN]), want, "{file}");
         }
     }

@@ -200,15 +200,7 @@ impl ErrCode for ffi::jpeg_common_struct {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn corpus(name: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/corpus")
-                .join(name),
-        )
-        .unwrap()
-    }
+    use crate::test_support::corpus;
 
     #[test]
     fn probes_header_and_exif() {

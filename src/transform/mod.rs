@@ -123,15 +123,7 @@ pub fn process(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn corpus(name: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/corpus")
-                .join(name),
-        )
-        .unwrap()
-    }
+    use crate::test_support::corpus;
 
     fn spec(w: u32, h: u32) -> TransformSpec {
         TransformSpec {

@@ -93,11 +93,7 @@ mod tests {
 
     #[test]
     fn reads_orientation_from_corpus_exif() {
-        let src = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/corpus/photo_4032x3024_orient6.jpg"),
-        )
-        .unwrap();
+        let src = crate::test_support::corpus("photo_4032x3024_orient6.jpg");
         let header = crate::transform::jpeg::probe(&src).unwrap();
         assert_eq!(exif_orientation(header.exif.as_deref().unwrap()), 6);
         assert_eq!(exif_orientation(b"garbage"), 1);

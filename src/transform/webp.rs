@@ -189,15 +189,7 @@ fn undecodable(status: sys::VP8StatusCode) -> TransformError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn corpus(name: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/corpus")
-                .join(name),
-        )
-        .unwrap()
-    }
+    use crate::test_support::corpus;
 
     #[test]
     fn probe_and_scaled_decode() {
