@@ -108,6 +108,17 @@ async fn conditional_requests() {
     let res = s.get_with("/p.jpg", &[("if-none-match", &etag)]).await;
     assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(header(&res, "etag"), etag);
+    assert_eq!(header(&res, "last-modified"), lm);
+    assert_eq!(
+        header(&res, "cache-control"),
+        header(&first, "cache-control")
+    );
+    // Nothing that would relabel the cached image.
+    assert!(
+        res.headers().get("content-type").is_none(),
+        "{:?}",
+        res.headers()
+    );
     assert!(res.bytes().await.unwrap().is_empty());
 
     let res = s
@@ -151,6 +162,10 @@ async fn conditional_requests() {
     // If-Match / If-Unmodified-Since fail with 412.
     let res = s.get_with("/p.jpg", &[("if-match", "\"other\"")]).await;
     assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED);
+    assert!(
+        res.headers().get("cache-control").is_none(),
+        "an error answer is not for shared caches"
+    );
     let res = s.get_with("/p.jpg", &[("if-unmodified-since", past)]).await;
     assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED);
 }
@@ -219,6 +234,7 @@ async fn unsatisfiable_and_multi_ranges() {
         let res = s.get_with("/v.mp4", &[("range", &range)]).await;
         assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
         assert_eq!(header(&res, "content-range"), format!("bytes */{len}"));
+        assert!(res.headers().get("cache-control").is_none());
     }
     let res = s.get_with("/v.mp4", &[("range", "bytes=0-1,5-9")]).await;
     assert_eq!(res.status(), StatusCode::OK);

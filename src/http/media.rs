@@ -196,10 +196,17 @@ impl Representation<'_> {
         res
     }
 
-    /// 304, 412 or 416: validators and caching headers, no representation.
+    /// 304, 412 or 416. A 304 carries the validators and caching headers a
+    /// cache uses to refresh its copy, and nothing else (no `Content-Type`:
+    /// the stored image must not be relabelled). 412 and 416 are one-line
+    /// errors without caching headers, so no shared cache keeps them.
     fn short_answer(&self, outcome: Outcome, cache: CacheStatus) -> Response {
         let (status, body) = match outcome {
-            Outcome::NotModified => (StatusCode::NOT_MODIFIED, ""),
+            Outcome::NotModified => {
+                let mut res = StatusCode::NOT_MODIFIED.into_response();
+                self.common_headers(res.headers_mut(), cache);
+                return res;
+            }
             Outcome::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "Precondition Failed"),
             Outcome::Unsatisfiable | Outcome::Full | Outcome::Partial(_) => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "Range Not Satisfiable")
@@ -207,15 +214,14 @@ impl Representation<'_> {
         };
         let mut res = (status, body).into_response();
         let h = res.headers_mut();
-        self.common_headers(h, cache);
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(X_CACHE, HeaderValue::from_static(cache.as_str()));
         if status == StatusCode::RANGE_NOT_SATISFIABLE {
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             set(h, header::CONTENT_RANGE, &format!("bytes */{}", self.len));
-        }
-        if status != StatusCode::NOT_MODIFIED {
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
         }
         res
     }
