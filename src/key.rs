@@ -174,6 +174,23 @@ mod tests {
         assert!(parse("/_x/health").is_ok());
     }
 
+    proptest::proptest! {
+        /// Any path: no panic, and an accepted key has every property SPEC asks.
+        #[test]
+        fn any_path_is_refused_or_valid(path in "(/|[a-z]|\\.|%[0-9A-Fa-f]{2}|%|\\\\|_|ü){0,40}") {
+            if let Ok(k) = ObjectKey::from_request_path(&path) {
+                let s = k.as_str();
+                proptest::prop_assert!(!s.is_empty() && s.len() <= MAX_KEY_BYTES);
+                proptest::prop_assert!(!s.starts_with("_/"));
+                proptest::prop_assert!(!s.chars().any(|c| c == '\\' || c.is_control()));
+                for seg in s.split('/') {
+                    proptest::prop_assert!(!seg.is_empty() && seg != "." && seg != "..");
+                }
+                proptest::prop_assert_eq!(k.store_path().as_ref(), s);
+            }
+        }
+    }
+
     #[test]
     fn store_path_round_trips() {
         let k = ObjectKey::parse("dir/na me#1?%.jpg").unwrap();

@@ -12,6 +12,8 @@ pub const HTTP_IN_FLIGHT: &str = "mediaedge_http_requests_in_flight";
 pub const CACHE_HITS: &str = "mediaedge_cache_hits_total";
 pub const CACHE_MISSES: &str = "mediaedge_cache_misses_total";
 pub const CACHE_BYTES_SERVED: &str = "mediaedge_cache_served_bytes_total";
+pub const CACHE_SIZE: &str = "mediaedge_cache_size_bytes";
+pub const CACHE_ENTRIES: &str = "mediaedge_cache_entries";
 pub const DISK_CACHE_ERRORS: &str = "mediaedge_disk_cache_errors_total";
 pub const TRANSFORMS: &str = "mediaedge_transforms_total";
 pub const TRANSFORM_DURATION: &str = "mediaedge_transform_duration_seconds";
@@ -41,6 +43,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
     );
     describe_counter!(CACHE_MISSES, "Cache misses by kind (derivative, original)");
     describe_counter!(CACHE_BYTES_SERVED, "Response body bytes by cache status");
+    describe_gauge!(CACHE_SIZE, "Bytes held by each cache tier");
+    describe_gauge!(CACHE_ENTRIES, "Entries held by each cache tier");
     describe_counter!(DISK_CACHE_ERRORS, "Disk cache read/write failures");
     describe_counter!(
         TRANSFORMS,
@@ -75,6 +79,11 @@ pub fn cache_hit(tier: &'static str, kind: &'static str) {
 
 pub fn cache_miss(kind: &'static str) {
     counter!(CACHE_MISSES, "kind" => kind).increment(1);
+}
+
+pub fn cache_size(tier: &'static str, bytes: u64, entries: u64) {
+    gauge!(CACHE_SIZE, "tier" => tier).set(bytes as f64);
+    gauge!(CACHE_ENTRIES, "tier" => tier).set(entries as f64);
 }
 
 pub fn disk_cache_error(op: &'static str) {

@@ -450,6 +450,29 @@ mod tests {
         assert_eq!(p("w=150").unwrap_err().param, "w");
     }
 
+    proptest::proptest! {
+        /// Any query: no panic; an accepted one resolves to a box within limits
+        /// and a canonical form that parses back to the same variant.
+        #[test]
+        fn any_query_is_refused_or_bounded(
+            query in "((w|h|q|dpr|fit|fmt|x)=(-?[0-9]{0,6}(\\.[0-9]{0,3})?|cover|inside|fill|webp|png|auto|%[0-9A-F]{2})&?){0,6}",
+            accept in proptest::option::of("(image/webp|\\*/\\*|image/\\*)(;q=[01](\\.[0-9])?)?"),
+        ) {
+            let c = cfg();
+            if let Ok(Some(req)) = VariantRequest::parse(Some(&query), &c) {
+                let v = req.resolve(accept.as_deref(), &c);
+                for side in [v.width, v.height].into_iter().flatten() {
+                    proptest::prop_assert!((1..=c.max_dimension).contains(&side));
+                }
+                proptest::prop_assert!((1..=100).contains(&v.quality));
+                let again = VariantRequest::parse(Some(&v.canonical()), &c);
+                if let (Ok(Some(again)), false) = (again, v.format == OutputFormat::JpegOrPng) {
+                    proptest::prop_assert_eq!(again.resolve(accept.as_deref(), &c).canonical(), v.canonical());
+                }
+            }
+        }
+    }
+
     #[test]
     fn values_are_case_insensitive_and_jpg_is_jpeg() {
         assert_eq!(

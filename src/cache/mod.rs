@@ -156,6 +156,25 @@ impl Cache {
         self.disk.as_ref()
     }
 
+    /// Publishes each tier's size to the metrics (called at scrape time).
+    pub async fn record_sizes(&self) {
+        self.originals.run_pending_tasks().await;
+        self.derivatives.run_pending_tasks().await;
+        metrics::cache_size(
+            "memory_originals",
+            self.originals.weighted_size(),
+            self.originals.entry_count(),
+        );
+        metrics::cache_size(
+            "memory_derivatives",
+            self.derivatives.weighted_size(),
+            self.derivatives.entry_count(),
+        );
+        if let Some(disk) = &self.disk {
+            metrics::cache_size("disk", disk.bytes(), disk.entries());
+        }
+    }
+
     /// Metadata of an original, fetched by `fill` at most once per key at a
     /// time; the status says whether it came from the cache.
     pub async fn meta<F>(

@@ -426,6 +426,26 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any header values: no panic, and a partial answer is a non-empty
+        /// range inside the body.
+        #[test]
+        fn any_headers_give_a_sound_outcome(
+            range in "(bytes|Bytes|items)=(-?[0-9]{0,21}-?[0-9]{0,21},?){1,3}",
+            inm in proptest::option::of("(\"abc\"|\\*|W/\"abc\"|\"x\"|garbage)"),
+            len in 0u64..5000,
+        ) {
+            let mut h = HeaderMap::new();
+            h.insert("range", HeaderValue::from_str(&range).unwrap());
+            if let Some(inm) = &inm {
+                h.insert("if-none-match", HeaderValue::from_str(inm).unwrap());
+            }
+            if let Outcome::Partial(r) = evaluate(&Method::GET, &h, &v(len)) {
+                proptest::prop_assert!(r.start < r.end && r.end <= len, "{:?} of {}", r, len);
+            }
+        }
+    }
+
     #[test]
     fn not_modified_beats_range() {
         assert_eq!(

@@ -14,6 +14,7 @@ pub async fn health() -> Response {
 }
 
 pub async fn metrics(State(app): State<AppState>) -> Response {
+    app.pipeline.cache().record_sizes().await;
     let body = app.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     with_route(
         "metrics",

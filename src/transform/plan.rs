@@ -247,6 +247,29 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any source size, orientation and box: the output is non-empty, no
+        /// larger than the box or the source, and the crop lies inside the source.
+        #[test]
+        fn plans_are_sound(
+            sw in 1u32..20000, sh in 1u32..20000, o in 1u8..=8,
+            w in proptest::option::of(1u32..=MAX), h in proptest::option::of(1u32..=MAX),
+            fit in proptest::sample::select(vec![Fit::Cover, Fit::Inside, Fit::Fill]),
+        ) {
+            let p = Plan::new((sw, sh), o, w, h, fit, MAX);
+            let (ow, oh) = if swaps_axes(o) { (sh, sw) } else { (sw, sh) };
+            proptest::prop_assert!(p.output.0 >= 1 && p.output.1 >= 1);
+            proptest::prop_assert!(p.output.0 <= ow.max(1) && p.output.1 <= oh.max(1), "enlarged: {:?}", p);
+            proptest::prop_assert!(p.output.0 <= w.unwrap_or(MAX) && p.output.1 <= h.unwrap_or(MAX));
+            let eps = 1e-6;
+            proptest::prop_assert!(p.crop.x >= -eps && p.crop.y >= -eps);
+            proptest::prop_assert!(p.crop.x + p.crop.w <= sw as f64 + eps && p.crop.y + p.crop.h <= sh as f64 + eps);
+            proptest::prop_assert!(p.crop.w > 0.0 && p.crop.h > 0.0);
+            let d = p.shrink_on_load(&[8, 4, 2, 1]);
+            proptest::prop_assert!(d == 1 || (p.crop.w / d as f64 >= p.resize_to.0 as f64 && p.crop.h / d as f64 >= p.resize_to.1 as f64));
+        }
+    }
+
     #[test]
     fn degenerate_sizes_stay_positive() {
         let p = plan((10000, 1), 1, Some(10), Some(10), Fit::Cover);
