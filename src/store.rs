@@ -93,9 +93,10 @@ impl Store {
                 .get_opts(key.store_path(), opts)
                 .await
                 .map_err(|e| classify("sniff", e))?;
-            res.bytes().await.map_err(|e| classify("sniff", e))?
+            let head = res.bytes().await.map_err(|e| classify("sniff", e))?;
+            metrics::store_request("sniff", "ok");
+            head
         };
-        metrics::store_request("sniff", "ok");
         let last_modified =
             UNIX_EPOCH + Duration::from_secs(meta.last_modified.timestamp().max(0) as u64);
         Ok(OriginalMeta {
