@@ -4,8 +4,9 @@
 
 use axum::response::{IntoResponse, Response};
 use hyper::StatusCode;
-use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 
+use crate::auth::AuthError;
 use crate::key::KeyError;
 use crate::store::StoreError;
 use crate::transform::TransformError;
@@ -16,6 +17,8 @@ const RETRY_AFTER_SECS: &str = "1";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
+    #[error("{0}")]
+    Auth(#[from] AuthError),
     #[error("{0}")]
     Key(#[from] KeyError),
     #[error("{0}")]
@@ -35,6 +38,10 @@ pub enum Error {
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
+            Error::Auth(e) => match e {
+                AuthError::MissingToken | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+                AuthError::ClaimMismatch | AuthError::Signature(_) => StatusCode::FORBIDDEN,
+            },
             Error::Key(_) | Error::Variant(_) | Error::NotAnImage => StatusCode::BAD_REQUEST,
             Error::RouteNotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -61,6 +68,7 @@ impl Error {
     /// Short, stable name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
+            Error::Auth(_) => "auth",
             Error::Key(_) => "bad_key",
             Error::Variant(_) => "bad_param",
             Error::NotAnImage => "not_an_image",
@@ -88,6 +96,20 @@ impl IntoResponse for Error {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        if let Error::Auth(e) = &self {
+            let challenge = match e {
+                AuthError::MissingToken => Some("Bearer"),
+                AuthError::InvalidToken(_) => Some("Bearer error=\"invalid_token\""),
+                AuthError::ClaimMismatch | AuthError::Signature(_) => None,
+            };
+            if let Some(c) = challenge {
+                res.headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static(c));
+            }
+            // A refusal must not be cached in place of the media either.
+            res.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
         if status == StatusCode::METHOD_NOT_ALLOWED {
             res.headers_mut()

@@ -3,6 +3,7 @@
 //!
 //! See `ARCHITECTURE.md` for the module map and the life of a request.
 
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod error;
@@ -16,5 +17,6 @@ pub mod store;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;
+pub mod tools;
 pub mod transform;
 pub mod variant;

@@ -1,11 +1,15 @@
-//! The `mediaedge` command: `serve` (and, later, helpers).
+//! The `mediaedge` command: `serve`, and the helpers `keygen`, `token` and
+//! `sign` (logic in `mediaedge::tools`; here only arguments and files).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use mediaedge::config::{Config, Overrides, RawConfig};
+use jsonwebtoken::Algorithm;
+use mediaedge::config::{Config, Overrides, RawConfig, read_secret};
 use mediaedge::telemetry::{self, LogFormat};
+use mediaedge::tools::{self, KeyKind, TokenSpec};
 use mediaedge::{metrics, server};
 
 #[derive(Parser)]
@@ -36,6 +40,68 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
     },
+    /// Write a key pair for JWT routes: private.pem (keep it) and public.pem (for [jwt]).
+    Keygen {
+        /// Key type.
+        #[arg(long, value_enum, default_value = "rsa")]
+        kind: KeyKind,
+        /// Directory to write private.pem and public.pem into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a JWT signed with a private key, for tests and curl.
+    Token {
+        /// PEM private key (as `mediaedge keygen` or `openssl genpkey` writes it).
+        #[arg(long)]
+        key: PathBuf,
+        /// The `sub` claim (the user).
+        #[arg(long)]
+        sub: String,
+        /// Lifetime, e.g. 3600, 90s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        ttl: Duration,
+        /// Algorithm; by default RS256, ES256 or EdDSA from the key type.
+        #[arg(long, value_parser = parse_algorithm)]
+        alg: Option<Algorithm>,
+        /// The `iss` claim.
+        #[arg(long)]
+        iss: Option<String>,
+        /// The `aud` claim.
+        #[arg(long)]
+        aud: Option<String>,
+        /// The header's `kid` (for JWKS key sets).
+        #[arg(long)]
+        kid: Option<String>,
+        /// Extra claim `name=value` (value parsed as JSON, else a string); repeatable.
+        #[arg(long = "claim")]
+        claims: Vec<String>,
+    },
+    /// Print a signed URL for a `signed` route (secret: MEDIAEDGE_SIGNING_SECRET).
+    Sign {
+        /// The path, e.g. /signed/cat.jpg (transform parameters may follow as ?w=150&h=150).
+        path: String,
+        /// Seconds (or 15m, 1h, 7d) until the URL expires.
+        #[arg(long, default_value = "3600", value_parser = parse_duration)]
+        exp: Duration,
+        /// Base URL printed before the path.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+        #[arg(long)]
+        w: Option<String>,
+        #[arg(long)]
+        h: Option<String>,
+        #[arg(long)]
+        fit: Option<String>,
+        #[arg(long)]
+        fmt: Option<String>,
+        #[arg(long)]
+        q: Option<String>,
+        #[arg(long)]
+        dpr: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,7 +113,126 @@ fn main() -> ExitCode {
             data,
             log_format,
         } => serve(config, Overrides { listen, data }, log_format),
+        Command::Keygen { kind, out, force } => keygen(kind, &out, force),
+        Command::Token {
+            key,
+            sub,
+            ttl,
+            alg,
+            iss,
+            aud,
+            kid,
+            claims,
+        } => {
+            let pem = match std::fs::read(&key) {
+                Ok(p) => p,
+                Err(e) => return fail(&format!("cannot read {}: {e}", key.display())),
+            };
+            let spec = TokenSpec {
+                private_pem: &pem,
+                alg,
+                sub: &sub,
+                ttl,
+                issuer: iss.as_deref(),
+                audience: aud.as_deref(),
+                kid: kid.as_deref(),
+                claims: &claims,
+            };
+            print_or_fail(tools::mint_token(&spec))
+        }
+        Command::Sign {
+            path,
+            exp,
+            base_url,
+            w,
+            h,
+            fit,
+            fmt,
+            q,
+            dpr,
+        } => {
+            let secret = match read_secret("MEDIAEDGE_SIGNING_SECRET", &|n| std::env::var(n).ok()) {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    return fail(
+                        &"MEDIAEDGE_SIGNING_SECRET (or MEDIAEDGE_SIGNING_SECRET_FILE) is not set",
+                    );
+                }
+                Err(e) => return fail(&e),
+            };
+            let params = [
+                ("w", w),
+                ("h", h),
+                ("fit", fit),
+                ("fmt", fmt),
+                ("q", q),
+                ("dpr", dpr),
+            ];
+            print_or_fail(tools::sign_url(&secret, &base_url, &path, &params, exp))
+        }
     }
+}
+
+fn keygen(kind: KeyKind, out: &Path, force: bool) -> ExitCode {
+    let pair = match tools::keygen(kind) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let private = out.join("private.pem");
+    let public = out.join("public.pem");
+    for path in [&private, &public] {
+        if path.exists() && !force {
+            return fail(&format!(
+                "{} exists (use --force to overwrite)",
+                path.display()
+            ));
+        }
+    }
+    let write = |path: &Path, text: &str, mode: u32| -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(path)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    };
+    if let Err(e) = write(&private, &pair.private_pem, 0o600) {
+        return fail(&format!("cannot write {}: {e}", private.display()));
+    }
+    if let Err(e) = write(&public, &pair.public_pem, 0o644) {
+        return fail(&format!("cannot write {}: {e}", public.display()));
+    }
+    println!(
+        "wrote {} (keep it secret) and {} (for [jwt] public_key_file)",
+        private.display(),
+        public.display()
+    );
+    ExitCode::SUCCESS
+}
+
+fn print_or_fail(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    match s.parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(s).map_err(|e| e.to_string()),
+    }
+}
+
+fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    s.parse().map_err(|_| format!("unknown algorithm {s}"))
 }
 
 fn serve(config_file: Option<PathBuf>, overrides: Overrides, log_format: LogFormat) -> ExitCode {
@@ -72,7 +257,7 @@ fn serve(config_file: Option<PathBuf>, overrides: Overrides, log_format: LogForm
         Err(e) => return fail(&format!("runtime: {e}")),
     };
     let result = runtime.block_on(async move {
-        let state = server::build_state(config, metrics)?;
+        let state = server::build_state(config, metrics).await?;
         server::run(state).await
     });
     match result {

@@ -19,6 +19,14 @@ pub const TRANSFORMS: &str = "mediaedge_transforms_total";
 pub const TRANSFORM_DURATION: &str = "mediaedge_transform_duration_seconds";
 pub const TRANSFORMS_IN_FLIGHT: &str = "mediaedge_transforms_in_flight";
 pub const STORE_REQUESTS: &str = "mediaedge_store_requests_total";
+pub const AUTH_FAILURES: &str = "mediaedge_auth_failures_total";
+pub const AUTH_DURATION: &str = "mediaedge_auth_duration_seconds";
+pub const JWKS_REFRESHES: &str = "mediaedge_jwks_refreshes_total";
+
+/// Access checks take microseconds; the request buckets would lump them all together.
+const AUTH_BUCKETS: &[f64] = &[
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005, 0.05, 1.0,
+];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -27,6 +35,8 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Installs the global Prometheus recorder (once per process).
 pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(AUTH_DURATION.into()), AUTH_BUCKETS)
+        .map_err(|e| e.to_string())?
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
         .map_err(|e| e.to_string())?
         .install_recorder()
@@ -56,6 +66,15 @@ pub fn install() -> Result<PrometheusHandle, String> {
     );
     describe_gauge!(TRANSFORMS_IN_FLIGHT, "Image transforms running now");
     describe_counter!(STORE_REQUESTS, "Storage requests by operation and result");
+    describe_counter!(
+        AUTH_FAILURES,
+        "Refused access checks by route access kind and reason"
+    );
+    describe_histogram!(
+        AUTH_DURATION,
+        "Time to check a request's token or signature, by route access kind"
+    );
+    describe_counter!(JWKS_REFRESHES, "JWKS re-reads by result (ok, error)");
     Ok(handle)
 }
 
@@ -99,6 +118,18 @@ pub fn transform_finished(outcome: &'static str, elapsed: Option<Duration>) {
 
 pub fn store_request(op: &'static str, result: &'static str) {
     counter!(STORE_REQUESTS, "op" => op, "result" => result).increment(1);
+}
+
+/// One access check on a protected route; `failure` is the refusal reason.
+pub fn auth_checked(access: &'static str, elapsed: Duration, failure: Option<&'static str>) {
+    histogram!(AUTH_DURATION, "access" => access).record(elapsed.as_secs_f64());
+    if let Some(reason) = failure {
+        counter!(AUTH_FAILURES, "access" => access, "reason" => reason).increment(1);
+    }
+}
+
+pub fn jwks_refresh(result: &'static str) {
+    counter!(JWKS_REFRESHES, "result" => result).increment(1);
 }
 
 /// Increments a gauge for as long as it lives.

@@ -15,6 +15,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+use crate::auth::Access;
 use crate::cache::{Cache, disk::DiskCache};
 use crate::config::{Config, StorageConfig};
 use crate::http::{self, AppState};
@@ -22,11 +23,13 @@ use crate::pipeline::Pipeline;
 use crate::store::Store;
 use crate::transform::Transformer;
 
-/// Builds the application state from a checked config.
-pub fn build_state(
+/// Builds the application state from a checked config (async: JWT keys may
+/// come from a JWKS URL).
+pub async fn build_state(
     config: Config,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> std::io::Result<AppState> {
+    let access = Access::new(&config).await.map_err(std::io::Error::other)?;
     let store = match &config.storage {
         StorageConfig::Local { path } => Store::local(path)?,
     };
@@ -43,6 +46,7 @@ pub fn build_state(
     Ok(AppState {
         config: Arc::new(config),
         pipeline,
+        access: Arc::new(access),
         metrics,
     })
 }

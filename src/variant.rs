@@ -6,6 +6,7 @@
 //! format negotiated, so `w=300&dpr=2` and `w=600` share one cache entry, and
 //! the `Accept` header enters the key only as the format it resolved to.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use crate::config::TransformConfig;
@@ -109,23 +110,31 @@ pub struct Variant {
     pub negotiated: bool,
 }
 
-const PARAMS: [&str; 6] = ["w", "h", "fit", "fmt", "q", "dpr"];
+/// The transform parameters, in canonical order (signed URLs sign them in this order).
+pub const PARAMS: [&str; 6] = ["w", "h", "fit", "fmt", "q", "dpr"];
+
+/// The raw (percent-decoded) value of each transform parameter, in [`PARAMS`]
+/// order. A parameter given twice is refused: which one counts would be a guess.
+pub fn raw_params(query: Option<&str>) -> Result<[Option<Cow<'_, str>>; 6], VariantError> {
+    let mut seen: [Option<Cow<'_, str>>; 6] = Default::default();
+    let Some(query) = query else { return Ok(seen) };
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let Some(i) = PARAMS.iter().position(|p| *p == name) else {
+            continue; // unknown parameters are ignored
+        };
+        if seen[i].is_some() {
+            return Err(VariantError::new(PARAMS[i], "given more than once"));
+        }
+        seen[i] = Some(value);
+    }
+    Ok(seen)
+}
 
 impl VariantRequest {
     /// Parses the raw query string. `Ok(None)` when no transform parameter is
     /// present (the original is served).
     pub fn parse(query: Option<&str>, cfg: &TransformConfig) -> Result<Option<Self>, VariantError> {
-        let Some(query) = query else { return Ok(None) };
-        let mut seen: [Option<String>; 6] = Default::default();
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            let Some(i) = PARAMS.iter().position(|p| *p == name) else {
-                continue; // unknown parameters are ignored
-            };
-            if seen[i].is_some() {
-                return Err(VariantError::new(PARAMS[i], "given more than once"));
-            }
-            seen[i] = Some(value.into_owned());
-        }
+        let seen = raw_params(query)?;
         if seen.iter().all(Option::is_none) {
             return Ok(None);
         }

@@ -1,7 +1,7 @@
 //! `GET`/`HEAD /{key}`: originals and derivatives.
 //!
-//! Reads top to bottom: key (400) → transform parameters (400, before any
-//! I/O) → metadata (404) → derivative or original → conditional and range
+//! Reads top to bottom: key (400) → route access (401/403, before any cache
+//! or store) → transform parameters (400, before any I/O) → metadata (404) → derivative or original → conditional and range
 //! answers (304, 412, 206, 416) → headers.
 
 use std::ops::Range;
@@ -23,9 +23,6 @@ use crate::pipeline::OriginalBody;
 use crate::store::StoreError;
 use crate::variant::{Variant, VariantRequest};
 
-/// Until routes carry their own (issue 3): browsers and CDNs may keep a copy
-/// for an hour and revalidate with the ETag after that.
-const PUBLIC_CACHE_CONTROL: &str = "public, max-age=3600";
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 pub async fn serve(
@@ -57,6 +54,14 @@ async fn respond(
         return Err(Error::MethodNotAllowed);
     }
     let key = ObjectKey::from_request_path(uri.path())?;
+    // Access before anything is looked up: no cache, no store, no 404.
+    let route = app.access.route(&key);
+    info.access = route.access.as_str();
+    if let Err(e) = app.access.check(route, &key, uri.query(), headers).await {
+        info.denied = Some(e.reason());
+        return Err(e.into());
+    }
+    let cache_control = &route.cache_control;
     let cfg = &app.config.transform;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let variant = VariantRequest::parse(uri.query(), cfg)?.map(|r| r.resolve(accept, cfg));
@@ -72,8 +77,8 @@ async fn respond(
     let mut retried = false;
     loop {
         let result = match &variant {
-            None => original(app, method, headers, &key, info).await,
-            Some(v) => derivative(app, method, headers, &key, v, info).await,
+            None => original(app, method, headers, &key, cache_control, info).await,
+            Some(v) => derivative(app, method, headers, &key, v, cache_control, info).await,
         };
         match result {
             Err(Error::Store(StoreError::Changed)) if !retried => {
@@ -90,10 +95,12 @@ async fn original(
     method: &Method,
     headers: &HeaderMap,
     key: &ObjectKey,
+    cache_control: &HeaderValue,
     info: &mut RequestInfo,
 ) -> Result<Response, Error> {
     let (meta, meta_status) = app.pipeline.meta(key).await?;
     let rep = Representation {
+        cache_control,
         media: meta.media,
         etag: &meta.etag,
         last_modified: meta.last_modified,
@@ -124,12 +131,14 @@ async fn derivative(
     headers: &HeaderMap,
     key: &ObjectKey,
     variant: &Variant,
+    cache_control: &HeaderValue,
     info: &mut RequestInfo,
 ) -> Result<Response, Error> {
     let (meta, _) = app.pipeline.meta(key).await?;
     let (d, status) = app.pipeline.derivative(key, &meta, variant).await?;
     info.cache = Some(status);
     let rep = Representation {
+        cache_control,
         media: d.media,
         etag: &d.etag,
         last_modified: d.last_modified,
@@ -151,6 +160,8 @@ async fn derivative(
 
 /// What the response headers describe, original or derivative alike.
 struct Representation<'a> {
+    /// The route's `Cache-Control`.
+    cache_control: &'a HeaderValue,
     media: MediaType,
     etag: &'a str,
     last_modified: SystemTime,
@@ -233,10 +244,7 @@ impl Representation<'_> {
             header::LAST_MODIFIED,
             &httpdate::fmt_http_date(self.last_modified),
         );
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(PUBLIC_CACHE_CONTROL),
-        );
+        h.insert(header::CACHE_CONTROL, self.cache_control.clone());
         if self.vary_accept {
             h.insert(header::VARY, HeaderValue::from_static("Accept"));
         }

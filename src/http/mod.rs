@@ -12,6 +12,7 @@ use axum::Router;
 use axum::routing::{any, get};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::auth::Access;
 use crate::cache::CacheStatus;
 use crate::config::Config;
 use crate::error::Error;
@@ -22,6 +23,7 @@ use crate::pipeline::Pipeline;
 pub struct AppState {
     pub config: Arc<Config>,
     pub pipeline: Pipeline,
+    pub access: Arc<Access>,
     pub metrics: Option<PrometheusHandle>,
 }
 
@@ -31,6 +33,10 @@ pub struct RequestInfo {
     pub route: &'static str,
     pub cache: Option<CacheStatus>,
     pub variant: Option<String>,
+    /// The route's access kind (`public`, `jwt`, `signed`).
+    pub access: &'static str,
+    /// Why access was refused, if it was.
+    pub denied: Option<&'static str>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -62,6 +62,8 @@ pub async fn observe(req: Request, next: Next) -> Response {
         route = info.route,
         cache,
         variant = info.variant.as_deref().unwrap_or(""),
+        access = info.access,
+        denied = info.denied.unwrap_or(""),
         bytes,
         "request"
     );

@@ -12,6 +12,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod access;
+pub use access::{
+    AccessKind, DEFAULT_PRIVATE_CACHE_CONTROL, DEFAULT_PUBLIC_CACHE_CONTROL, JwtConfig, KeySource,
+    OneOrMany, RawJwt, RawRoute, RouteConfig,
+};
+
 /// A config error, already phrased for the operator and naming the key.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -33,6 +39,8 @@ pub struct RawConfig {
     pub cache: RawCache,
     pub transform: RawTransform,
     pub upload: RawUpload,
+    pub jwt: Option<RawJwt>,
+    pub route: Vec<RawRoute>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +152,9 @@ pub struct Config {
     pub cache: CacheConfig,
     pub transform: TransformConfig,
     pub upload: UploadConfig,
+    pub jwt: Option<JwtConfig>,
+    /// In config order: the first matching prefix wins; no match is public.
+    pub routes: Vec<RouteConfig>,
     pub secrets: Secrets,
 }
 
@@ -269,13 +280,17 @@ impl RawConfig {
             self.storage.kind = "local".into();
             self.storage.path = data.clone();
         }
+        let secrets = read_secrets(env)?;
+        let jwt = access::validate_jwt(self.jwt)?;
         Ok(Config {
             server: validate_server(&self.server)?,
             storage: validate_storage(&self.storage)?,
             cache: validate_cache(&self.cache)?,
             transform: validate_transform(&self.transform)?,
             upload: validate_upload(&self.upload)?,
-            secrets: read_secrets(env)?,
+            routes: access::validate_routes(self.route, jwt.as_ref(), &secrets)?,
+            jwt,
+            secrets,
         })
     }
 }
@@ -452,7 +467,7 @@ fn parse_size(s: &str, max: u32) -> Result<SizeSpec, String> {
     Ok(size)
 }
 
-fn in_range(key: &str, v: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+pub(crate) fn in_range(key: &str, v: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
     if (min..=max).contains(&v) {
         Ok(v)
     } else {
@@ -471,7 +486,7 @@ fn read_secrets(env: &dyn Fn(&str) -> Option<String>) -> Result<Secrets, ConfigE
 }
 
 /// `NAME` or `NAME_FILE` (the file's content, trailing newline trimmed).
-fn read_secret(
+pub fn read_secret(
     name: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<String>, ConfigError> {
@@ -541,6 +556,25 @@ mod tests {
                 text.contains(&format!("{key} =")) || text.contains(&format!("[{key}]")),
                 "config.example.toml lacks {key}"
             );
+        }
+        // Sections absent by default are documented in comments.
+        for key in [
+            "[jwt]",
+            "public_key_file =",
+            "jwks_file =",
+            "jwks_url =",
+            "algorithms =",
+            "issuer =",
+            "audience =",
+            "cookie =",
+            "leeway_secs =",
+            "jwks_refresh_secs =",
+            "[[route]]",
+            "prefix =",
+            "access =",
+            "cache_control =",
+        ] {
+            assert!(text.contains(key), "config.example.toml lacks {key}");
         }
     }
 

@@ -1,0 +1,297 @@
+//! Route access: which `[[route]]` a key falls under and whether this
+//! request may read it. Runs on every request, after the key is parsed and
+//! before anything else (variant, caches, store), so a cache hit, a 304, a
+//! 206 and a missing key all need the token first.
+//!
+//! * `public`: anyone.
+//! * `jwt`: a token from `Authorization: Bearer` or the configured cookie
+//!   (`jwt.rs`, keys in `keys.rs`); `{claim}` segments of the prefix must
+//!   equal the token's claims.
+//! * `signed`: `?exp=&sig=` (`signed.rs`).
+
+pub mod jwt;
+pub mod keys;
+pub mod prefix;
+pub mod signed;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE, HeaderValue};
+
+use crate::config::{AccessKind, Config, DEFAULT_PUBLIC_CACHE_CONTROL};
+use crate::key::ObjectKey;
+use jwt::{JwtVerifier, TokenFault};
+use prefix::RoutePrefix;
+use signed::{SignatureFault, UrlSigner};
+
+/// Why access is refused. The messages are the exact SPEC bodies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// 401: no token in the header or the cookie.
+    #[error("Not Found Token.")]
+    MissingToken,
+    /// 401: any token that does not verify.
+    #[error("Invalid or Expired Token.")]
+    InvalidToken(TokenFault),
+    /// 403: a valid token whose claim does not match the path.
+    #[error("Forbidden: this token does not grant access to this path.")]
+    ClaimMismatch,
+    /// 403: signed route without a valid, unexpired signature.
+    #[error("Forbidden: missing, invalid or expired signature.")]
+    Signature(SignatureFault),
+}
+
+impl AuthError {
+    /// The label of `mediaedge_auth_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::MissingToken => "missing_token",
+            AuthError::InvalidToken(f) => f.reason(),
+            AuthError::ClaimMismatch => "claim_mismatch",
+            AuthError::Signature(f) => f.reason(),
+        }
+    }
+}
+
+/// One `[[route]]`, ready to use.
+pub struct Route {
+    prefix: Option<RoutePrefix>,
+    pub access: AccessKind,
+    /// Precomputed so a hit builds no header text.
+    pub cache_control: HeaderValue,
+}
+
+impl Route {
+    /// For logs: the prefix as configured, or `default`.
+    pub fn name(&self) -> &str {
+        self.prefix.as_ref().map_or("default", RoutePrefix::as_str)
+    }
+}
+
+pub struct Access {
+    routes: Vec<Route>,
+    /// Where no prefix matches: public.
+    default: Route,
+    cookie: Option<String>,
+    jwt: Option<JwtVerifier>,
+    signer: Option<UrlSigner>,
+}
+
+impl Access {
+    /// Builds the route table and loads the JWT keys (a PEM or JWKS file that
+    /// cannot be used is a start-up error).
+    pub async fn new(config: &Config) -> Result<Self, String> {
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| {
+                Ok(Route {
+                    prefix: Some(r.prefix.clone()),
+                    access: r.access,
+                    cache_control: HeaderValue::from_str(&r.cache_control).map_err(|_| {
+                        format!(
+                            "route {}: cache_control is not a header value",
+                            r.prefix.as_str()
+                        )
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let needs_jwt = routes.iter().any(|r| r.access == AccessKind::Jwt);
+        let jwt = match &config.jwt {
+            Some(cfg) if needs_jwt => {
+                let v = JwtVerifier::new(cfg).await?;
+                tracing::info!(keys = v.key_count(), "JWT keys loaded");
+                Some(v)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            routes,
+            default: Route {
+                prefix: None,
+                access: AccessKind::Public,
+                cache_control: HeaderValue::from_static(DEFAULT_PUBLIC_CACHE_CONTROL),
+            },
+            cookie: config.jwt.as_ref().and_then(|j| j.cookie.clone()),
+            jwt,
+            signer: config.secrets.signing_secret.as_deref().map(UrlSigner::new),
+        })
+    }
+
+    /// The route `key` falls under: the first matching prefix, else public.
+    pub fn route(&self, key: &ObjectKey) -> &Route {
+        if self.routes.is_empty() {
+            return &self.default;
+        }
+        let folded = key.as_str().to_lowercase();
+        let segments: Vec<&str> = folded.split('/').collect();
+        self.routes
+            .iter()
+            .find(|r| r.prefix.as_ref().is_some_and(|p| p.matches(&segments)))
+            .unwrap_or(&self.default)
+    }
+
+    /// Decides whether this request may read `key` under `route`.
+    pub async fn check(
+        &self,
+        route: &Route,
+        key: &ObjectKey,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<(), AuthError> {
+        let started = Instant::now();
+        let result = match route.access {
+            AccessKind::Public => return Ok(()),
+            AccessKind::Jwt => self.check_jwt(route, key, headers).await,
+            AccessKind::Signed => match &self.signer {
+                Some(s) => s
+                    .verify(key.as_str(), query, unix_now())
+                    .map_err(AuthError::Signature),
+                // validate() refuses signed routes without a secret; refuse anyway.
+                None => Err(AuthError::Signature(SignatureFault::Invalid)),
+            },
+        };
+        crate::metrics::auth_checked(
+            route.access.as_str(),
+            started.elapsed(),
+            result.as_ref().err().map(AuthError::reason),
+        );
+        result
+    }
+
+    async fn check_jwt(
+        &self,
+        route: &Route,
+        key: &ObjectKey,
+        headers: &HeaderMap,
+    ) -> Result<(), AuthError> {
+        let token = bearer_token(headers, self.cookie.as_deref()).ok_or(AuthError::MissingToken)?;
+        let Some(jwt) = &self.jwt else {
+            return Err(AuthError::InvalidToken(TokenFault::UnknownKey));
+        };
+        let verified = jwt
+            .verify(token, unix_now())
+            .await
+            .map_err(AuthError::InvalidToken)?;
+        if let Some(prefix) = &route.prefix {
+            let segments: Vec<&str> = key.as_str().split('/').collect();
+            for (i, claim) in prefix.claims() {
+                let matches = verified
+                    .claim_str(claim)
+                    .is_some_and(|v| segments.get(i).is_some_and(|s| *s == v));
+                if !matches {
+                    return Err(AuthError::ClaimMismatch);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The token from `Authorization: Bearer <token>` or else from the cookie.
+/// Another `Authorization` scheme is not a token; an empty one is none.
+fn bearer_token<'a>(headers: &'a HeaderMap, cookie: Option<&str>) -> Option<&'a str> {
+    let from_header = headers.get(AUTHORIZATION).and_then(|v| {
+        let v = v.to_str().ok()?.trim();
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    if let Some(t) = from_header.filter(|t| !t.is_empty()) {
+        return Some(t);
+    }
+    let name = cookie?;
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.trim().trim_matches('"'))
+        .filter(|t| !t.is_empty())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn token_sources() {
+        let c = Some("me_token");
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", "Bearer abc")]), c),
+            Some("abc")
+        );
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", "bearer  abc ")]), c),
+            Some("abc")
+        );
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", "Basic abc")]), c),
+            None
+        );
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", "Bearer ")]), c),
+            None
+        );
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", "Bearer")]), c),
+            None
+        );
+        assert_eq!(
+            bearer_token(&headers(&[("cookie", "a=1; me_token=xyz; b=2")]), c),
+            Some("xyz")
+        );
+        assert_eq!(
+            bearer_token(
+                &headers(&[("cookie", "a=1"), ("cookie", "me_token=\"q\"")]),
+                c
+            ),
+            Some("q")
+        );
+        assert_eq!(
+            bearer_token(&headers(&[("cookie", "me_token=xyz")]), None),
+            None
+        );
+        assert_eq!(
+            bearer_token(&headers(&[("cookie", "xme_token=xyz")]), c),
+            None
+        );
+        assert_eq!(bearer_token(&headers(&[("cookie", "me_token=")]), c), None);
+        // The header wins over the cookie.
+        assert_eq!(
+            bearer_token(
+                &headers(&[("cookie", "me_token=c"), ("authorization", "Bearer h")]),
+                c
+            ),
+            Some("h")
+        );
+        assert_eq!(
+            bearer_token(
+                &headers(&[("cookie", "me_token=c"), ("authorization", "Basic h")]),
+                c
+            ),
+            Some("c")
+        );
+    }
+}
