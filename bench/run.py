@@ -44,9 +44,12 @@ def ensure_tools():
     subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
 
 
-def start_server(data):
+def start_server(data, config=None):
+    cmd = [os.path.join(ROOT, "target", "release", "mediaedge"), "serve", "--listen", "127.0.0.1:0", "--data", data]
+    if config:
+        cmd += ["--config", config]
     proc = subprocess.Popen(
-        [os.path.join(ROOT, "target", "release", "mediaedge"), "serve", "--listen", "127.0.0.1:0", "--data", data],
+        cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "RUST_LOG": "warn"},
@@ -76,9 +79,10 @@ def pct(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def wrk(addr, path, conns, secs):
+def wrk(addr, path, conns, secs, headers=()):
+    extra = [arg for h in headers for arg in ("-H", h)]
     out = subprocess.run(
-        ["wrk", f"-t{min(2, conns)}", f"-c{conns}", f"-d{secs}s", "--latency", f"http://{addr}{path}"],
+        ["wrk", f"-t{min(2, conns)}", f"-c{conns}", f"-d{secs}s", "--latency", *extra, f"http://{addr}{path}"],
         capture_output=True,
         text=True,
         check=True,

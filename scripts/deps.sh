@@ -14,7 +14,9 @@ apt_install() {
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
     echo "installing: ${missing[*]}" >&2
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    local recommends="--no-install-recommends"
+    [ "${APT_RECOMMENDS:-0}" = 1 ] && recommends=""
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $recommends "${missing[@]}" >/dev/null
 }
 
 apt_install build-essential nasm pkg-config ca-certificates

@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
+# Test-only tools: openssl makes the JWT keys exactly as the README does,
+# python3 is an independent HMAC signer, chromium plays the private video
+# (with its recommended packages, as a desktop install would have them).
+apt_install openssl python3
+APT_RECOMMENDS=1 apt_install chromium
 
 if [ ! -d ../shared/corpus ]; then
     echo "missing ../shared/corpus (the test images); see README" >&2
