@@ -125,9 +125,15 @@ async fn private_video_plays_and_seeks_with_the_cookie() {
 
     // Without the cookie the browser gets 401s and no video.
     let refused = run_browser(&video_url, None).await;
-    assert!(refused.get("error").is_some(), "played without a token: {refused}");
+    assert!(
+        refused.get("error").is_some(),
+        "played without a token: {refused}"
+    );
     let denied = s
-        .metric("mediaedge_auth_failures_total", &[("reason", "missing_token")])
+        .metric(
+            "mediaedge_auth_failures_total",
+            &[("reason", "missing_token")],
+        )
         .await;
     assert!(denied >= 1.0);
 
@@ -136,23 +142,35 @@ async fn private_video_plays_and_seeks_with_the_cookie() {
     let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax");
     let played = run_browser(&video_url, Some(cookie)).await;
     eprintln!("browser reported: {played}");
-    assert!(played.get("error").is_none() && played.get("timeout").is_none(), "{played}");
+    assert!(
+        played.get("error").is_none() && played.get("timeout").is_none(),
+        "{played}"
+    );
     let ready = played["readyState"].as_f64().unwrap();
     let duration = played["duration"].as_f64().unwrap();
     let current = played["currentTime"].as_f64().unwrap();
     assert!(ready >= 2.0, "{played}");
     assert!((duration - 5.0).abs() < 0.2, "{played}");
-    assert!((current - duration / 2.0).abs() < 0.5, "seeked to {current} of {duration}");
+    assert!(
+        (current - duration / 2.0).abs() < 0.5,
+        "seeked to {current} of {duration}"
+    );
 
     // The browser fetched with ranges, and the answers were 206 video/mp4.
     let partial = s
-        .metric("mediaedge_http_requests_total", &[("route", "original"), ("status", "206")])
+        .metric(
+            "mediaedge_http_requests_total",
+            &[("route", "original"), ("status", "206")],
+        )
         .await;
     assert!(partial >= 1.0, "no 206 was served");
     let res = s
         .get_with(
             "/private/videos/clip.mp4",
-            &[("cookie", &format!("{COOKIE}={token}")), ("range", "bytes=100000-")],
+            &[
+                ("cookie", &format!("{COOKIE}={token}")),
+                ("range", "bytes=100000-"),
+            ],
         )
         .await;
     assert_eq!(res.status(), reqwest::StatusCode::PARTIAL_CONTENT);

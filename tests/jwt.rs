@@ -92,6 +92,22 @@ async fn valid_token_reads_and_missing_token_is_401() {
     let res = s.get("/public/photo.jpg").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["cache-control"], "public, max-age=3600");
+    // Every check on the jwt route was timed; refusals counted by reason.
+    let checks = s
+        .metric(
+            "mediaedge_auth_duration_seconds_count",
+            &[("access", "jwt")],
+        )
+        .await;
+    assert_eq!(checks, 5.0);
+    assert_eq!(
+        s.metric(
+            "mediaedge_auth_failures_total",
+            &[("reason", "missing_token")]
+        )
+        .await,
+        3.0
+    );
 }
 
 /// At least 15 invalid tokens, each a known JWT attack or defect; all answer
