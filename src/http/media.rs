@@ -1,8 +1,9 @@
 //! `GET`/`HEAD /{key}`: originals and derivatives.
 //!
 //! Reads top to bottom: key (400) → route access (401/403, before any cache
-//! or store) → transform parameters (400, before any I/O) → metadata (404) → derivative or original → conditional and range
-//! answers (304, 412, 206, 416) → headers.
+//! or store) → transform parameters (400, before any I/O) → metadata (404)
+//! → derivative or original → conditional and range answers (304, 412,
+//! 206, 416) → headers with the route's `Cache-Control`.
 
 use std::ops::Range;
 use std::time::SystemTime;
