@@ -10,6 +10,7 @@ use crate::auth::AuthError;
 use crate::key::KeyError;
 use crate::store::StoreError;
 use crate::transform::TransformError;
+use crate::upload::UploadError;
 use crate::variant::VariantError;
 
 /// Seconds a client is asked to wait after a 503.
@@ -19,6 +20,8 @@ const RETRY_AFTER_SECS: &str = "1";
 pub enum Error {
     #[error("{0}")]
     Auth(#[from] AuthError),
+    #[error("{0}")]
+    Upload(#[from] UploadError),
     #[error("{0}")]
     Key(#[from] KeyError),
     #[error("{0}")]
@@ -39,8 +42,22 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::Auth(e) => match e {
-                AuthError::MissingToken | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-                AuthError::ClaimMismatch | AuthError::Signature(_) => StatusCode::FORBIDDEN,
+                AuthError::MissingToken
+                | AuthError::InvalidToken(_)
+                | AuthError::AdminKeyMissing => StatusCode::UNAUTHORIZED,
+                AuthError::ClaimMismatch | AuthError::Signature(_) | AuthError::AdminKeyInvalid => {
+                    StatusCode::FORBIDDEN
+                }
+            },
+            Error::Upload(e) => match e {
+                UploadError::Signature(_) => StatusCode::FORBIDDEN,
+                UploadError::Disabled => StatusCode::SERVICE_UNAVAILABLE,
+                UploadError::BadRequest(_) | UploadError::Incomplete(_) => StatusCode::BAD_REQUEST,
+                UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                UploadError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                UploadError::Timeout => StatusCode::REQUEST_TIMEOUT,
+                UploadError::Image(t) => Error::Transform(t.clone()).status(),
+                UploadError::Store(s) => Error::Store(s.clone()).status(),
             },
             Error::Key(_) | Error::Variant(_) | Error::NotAnImage => StatusCode::BAD_REQUEST,
             Error::RouteNotFound => StatusCode::NOT_FOUND,
@@ -69,6 +86,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Auth(_) => "auth",
+            Error::Upload(e) => e.outcome(),
             Error::Key(_) => "bad_key",
             Error::Variant(_) => "bad_param",
             Error::NotAnImage => "not_an_image",
@@ -99,9 +117,11 @@ impl IntoResponse for Error {
         }
         if let Error::Auth(e) = &self {
             let challenge = match e {
-                AuthError::MissingToken => Some("Bearer"),
+                AuthError::MissingToken | AuthError::AdminKeyMissing => Some("Bearer"),
                 AuthError::InvalidToken(_) => Some("Bearer error=\"invalid_token\""),
-                AuthError::ClaimMismatch | AuthError::Signature(_) => None,
+                AuthError::ClaimMismatch | AuthError::Signature(_) | AuthError::AdminKeyInvalid => {
+                    None
+                }
             };
             if let Some(c) = challenge {
                 res.headers_mut()

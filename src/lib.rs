@@ -19,4 +19,5 @@ pub mod telemetry;
 mod test_support;
 pub mod tools;
 pub mod transform;
+pub mod upload;
 pub mod variant;

@@ -10,6 +10,7 @@ use jsonwebtoken::Algorithm;
 use mediaedge::config::{Config, Overrides, RawConfig, read_secret};
 use mediaedge::telemetry::{self, LogFormat};
 use mediaedge::tools::{self, KeyKind, TokenSpec};
+use mediaedge::upload::{self, PresignRequest};
 use mediaedge::{metrics, server};
 
 #[derive(Parser)]
@@ -79,6 +80,27 @@ enum Command {
         #[arg(long = "claim")]
         claims: Vec<String>,
     },
+    /// Print a presigned upload URL as JSON, offline (secret: MEDIAEDGE_SIGNING_SECRET).
+    Presign {
+        /// The key to upload to; default: an unguessable one with the type's extension.
+        #[arg(long)]
+        key: Option<String>,
+        /// image/jpeg, video/mp4, image/*... (binds the class: image or video).
+        #[arg(long)]
+        content_type: Option<String>,
+        /// Largest body accepted (at most upload.max_bytes of the config).
+        #[arg(long)]
+        max_bytes: Option<u64>,
+        /// Lifetime, e.g. 900, 15m, 1h.
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<Duration>,
+        /// Base URL printed before the path.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+        /// Config file, for upload.max_bytes and upload.expiry_secs.
+        #[arg(long, env = "MEDIAEDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Print a signed URL for a `signed` route (secret: MEDIAEDGE_SIGNING_SECRET).
     Sign {
         /// The path, e.g. /signed/cat.jpg (transform parameters may follow as ?w=150&h=150).
@@ -139,6 +161,44 @@ fn main() -> ExitCode {
                 claims: &claims,
             };
             print_or_fail(tools::mint_token(&spec))
+        }
+        Command::Presign {
+            key,
+            content_type,
+            max_bytes,
+            expires,
+            base_url,
+            config,
+        } => {
+            let raw = match config.as_deref().map(RawConfig::from_file).transpose() {
+                Ok(raw) => raw.unwrap_or_default(),
+                Err(e) => return fail(&e),
+            };
+            let env = |n: &str| std::env::var(n).ok();
+            let config = match raw.validate(&Overrides::default(), &env) {
+                Ok(c) => c,
+                Err(e) => return fail(&format!("invalid config: {e}")),
+            };
+            let Some(secret) = config.secrets.signing_secret.as_deref() else {
+                return fail(
+                    &"MEDIAEDGE_SIGNING_SECRET (or MEDIAEDGE_SIGNING_SECRET_FILE) is not set",
+                );
+            };
+            let req = PresignRequest {
+                key,
+                content_type,
+                max_bytes,
+                expires_in: expires.map(|d| d.as_secs()),
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let signer = mediaedge::auth::signed::UrlSigner::new(secret);
+            match upload::presign(&signer, &config.upload, req, &base_url, now) {
+                Ok(p) => print_or_fail(serde_json::to_string(&p).map_err(|e| e.to_string())),
+                Err(e) => fail(&e),
+            }
         }
         Command::Sign {
             path,

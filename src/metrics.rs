@@ -22,6 +22,10 @@ pub const STORE_REQUESTS: &str = "mediaedge_store_requests_total";
 pub const AUTH_FAILURES: &str = "mediaedge_auth_failures_total";
 pub const AUTH_DURATION: &str = "mediaedge_auth_duration_seconds";
 pub const JWKS_REFRESHES: &str = "mediaedge_jwks_refreshes_total";
+pub const UPLOADS: &str = "mediaedge_uploads_total";
+pub const UPLOAD_BYTES: &str = "mediaedge_upload_bytes_total";
+pub const PRESETS: &str = "mediaedge_presets_total";
+pub const ADMIN_OPS: &str = "mediaedge_admin_operations_total";
 
 /// Access checks take microseconds; the request buckets would lump them all together.
 const AUTH_BUCKETS: &[f64] = &[
@@ -75,6 +79,13 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "Time to check a request's token or signature, by route access kind"
     );
     describe_counter!(JWKS_REFRESHES, "JWKS re-reads by result (ok, error)");
+    describe_counter!(
+        UPLOADS,
+        "Uploads (PUT) and presign requests by outcome (ok, too_large, unsupported, undecodable, forbidden...)"
+    );
+    describe_counter!(UPLOAD_BYTES, "Bytes of published uploads");
+    describe_counter!(PRESETS, "Preset variants made after uploads, by outcome");
+    describe_counter!(ADMIN_OPS, "Admin API calls by operation and status");
     Ok(handle)
 }
 
@@ -130,6 +141,22 @@ pub fn auth_checked(access: &'static str, elapsed: Duration, failure: Option<&'s
 
 pub fn jwks_refresh(result: &'static str) {
     counter!(JWKS_REFRESHES, "result" => result).increment(1);
+}
+
+pub fn upload(op: &'static str, outcome: &'static str) {
+    counter!(UPLOADS, "op" => op, "outcome" => outcome).increment(1);
+}
+
+pub fn upload_bytes(bytes: u64) {
+    counter!(UPLOAD_BYTES).increment(bytes);
+}
+
+pub fn preset_made(outcome: &'static str) {
+    counter!(PRESETS, "outcome" => outcome).increment(1);
+}
+
+pub fn admin_op(op: &'static str, status: u16) {
+    counter!(ADMIN_OPS, "op" => op, "status" => status.to_string()).increment(1);
 }
 
 /// Increments a gauge for as long as it lives.

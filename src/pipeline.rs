@@ -58,6 +58,14 @@ impl Pipeline {
         &self.inner.cache
     }
 
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn transformer(&self) -> &Transformer {
+        &self.inner.transformer
+    }
+
     /// The original's metadata, from cache while it is trusted, else the store.
     pub async fn meta(&self, key: &ObjectKey) -> Result<(Arc<OriginalMeta>, CacheStatus), Error> {
         let (store, k) = (self.inner.store.clone(), key.clone());

@@ -22,6 +22,7 @@ use crate::http::{self, AppState};
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 use crate::transform::Transformer;
+use crate::upload::Uploads;
 
 /// Builds the application state from a checked config (async: JWT keys may
 /// come from a JWKS URL).
@@ -43,10 +44,18 @@ pub async fn build_state(
     let t = &config.transform;
     let transformer = Transformer::new(t.workers, t.queue, t.timeout);
     let pipeline = Pipeline::new(store, cache, transformer, t.clone());
+    let uploads = Uploads::new(
+        pipeline.clone(),
+        config.secrets.signing_secret.as_deref(),
+        config.upload.clone(),
+        t.clone(),
+        config.presets.clone(),
+    );
     Ok(AppState {
         config: Arc::new(config),
         pipeline,
         access: Arc::new(access),
+        uploads: Arc::new(uploads),
         metrics,
     })
 }

@@ -8,7 +8,7 @@
 //! serving bytes that do not match the headers already decided.
 
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
-use object_store::{GetOptions, GetRange, ObjectStore};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
 use crate::key::ObjectKey;
 use crate::media_type::{MediaType, SNIFF_LEN};
@@ -51,19 +51,86 @@ pub struct OriginalMeta {
     pub media: MediaType,
 }
 
+/// Where uploads are written before they are published: inside the data
+/// directory (same filesystem, so publishing is one atomic rename) under the
+/// reserved `_/` prefix, which no request can read (keys starting with `_/`
+/// are refused).
+const STAGING_DIR: &str = "_/uploads";
+
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
+    root: PathBuf,
 }
 
 impl Store {
-    /// Local directory, created if missing.
+    /// Local directory, created if missing. Uploads left half-written by a
+    /// previous process are deleted here.
     pub fn local(path: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(path)?;
         let fs = LocalFileSystem::new_with_prefix(path).map_err(std::io::Error::other)?;
-        Ok(Self {
+        let store = Self {
             inner: Arc::new(fs),
+            root: path.to_path_buf(),
+        };
+        let staging = store.staging_dir();
+        if staging.exists() {
+            let stray = std::fs::read_dir(&staging)?.count();
+            std::fs::remove_dir_all(&staging)?;
+            if stray > 0 {
+                tracing::info!(stray, "removed unfinished uploads from a previous run");
+            }
+        }
+        std::fs::create_dir_all(&staging)?;
+        Ok(store)
+    }
+
+    /// A directory for files being uploaded (on the store's filesystem).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.root.join(STAGING_DIR)
+    }
+
+    /// Makes a complete, validated staged file the object `key`, atomically:
+    /// readers see the old object or the new one, never a part. The file is
+    /// flushed to disk first and the directory entry after.
+    pub async fn publish(
+        &self,
+        key: &ObjectKey,
+        staged: tempfile::TempPath,
+    ) -> Result<(), StoreError> {
+        let dest = self.root.join(key.as_str());
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::File::open(&staged)?.sync_all()?;
+            let parent = dest.parent().unwrap_or(Path::new(".")).to_path_buf();
+            std::fs::create_dir_all(&parent)?;
+            // On failure the TempPath is dropped, which deletes the staged file.
+            staged.persist(&dest).map_err(|e| e.error)?;
+            std::fs::File::open(&parent)?.sync_all()
         })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+        .and_then(|r| r.map_err(|e| StoreError::Unavailable(e.to_string())));
+        metrics::store_request("put", if result.is_ok() { "ok" } else { "error" });
+        result
+    }
+
+    /// Removes `key`; `Ok(false)` when there was nothing to remove.
+    pub async fn delete(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        match self.head(key).await {
+            Err(StoreError::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        match self.inner.delete(key.store_path()).await {
+            Ok(()) => {
+                metrics::store_request("delete", "ok");
+                Ok(true)
+            }
+            Err(e) => match classify("delete", e) {
+                StoreError::NotFound => Ok(false),
+                other => Err(other),
+            },
+        }
     }
 
     pub async fn head(&self, key: &ObjectKey) -> Result<OriginalMeta, StoreError> {

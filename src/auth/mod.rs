@@ -40,6 +40,12 @@ pub enum AuthError {
     /// 403: signed route without a valid, unexpired signature.
     #[error("Forbidden: missing, invalid or expired signature.")]
     Signature(SignatureFault),
+    /// 401: admin API call without `Authorization: Bearer <admin key>`.
+    #[error("Missing admin key.")]
+    AdminKeyMissing,
+    /// 403: admin API call with another key (or no admin key configured).
+    #[error("Invalid admin key.")]
+    AdminKeyInvalid,
 }
 
 impl AuthError {
@@ -50,6 +56,8 @@ impl AuthError {
             AuthError::InvalidToken(f) => f.reason(),
             AuthError::ClaimMismatch => "claim_mismatch",
             AuthError::Signature(f) => f.reason(),
+            AuthError::AdminKeyMissing => "admin_key_missing",
+            AuthError::AdminKeyInvalid => "admin_key_invalid",
         }
     }
 }
@@ -188,6 +196,27 @@ impl Access {
         }
         Ok(())
     }
+}
+
+/// The admin API's check: `Authorization: Bearer <MEDIAEDGE_ADMIN_KEY>`.
+/// Compared as BLAKE3 hashes, whose equality is constant-time, so neither
+/// the content nor the length of the key leaks through timing. Without a
+/// configured key every call is refused.
+pub fn check_admin(headers: &HeaderMap, admin_key: Option<&str>) -> Result<(), AuthError> {
+    let given = headers.get(AUTHORIZATION).and_then(|v| {
+        let (scheme, key) = v.to_str().ok()?.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+    });
+    let result = match (given.filter(|k| !k.is_empty()), admin_key) {
+        (None, _) => Err(AuthError::AdminKeyMissing),
+        (Some(_), None) => Err(AuthError::AdminKeyInvalid),
+        (Some(g), Some(k)) if blake3::hash(g.as_bytes()) == blake3::hash(k.as_bytes()) => Ok(()),
+        (Some(_), Some(_)) => Err(AuthError::AdminKeyInvalid),
+    };
+    if let Err(e) = &result {
+        crate::metrics::auth_checked("admin", std::time::Duration::ZERO, Some(e.reason()));
+    }
+    result
 }
 
 /// The token from `Authorization: Bearer <token>` or else from the cookie.

@@ -60,6 +60,15 @@ impl UrlSigner {
         URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, canonical.as_bytes()))
     }
 
+    /// Whether `sig` (base64url, padding optional) is this key's signature of
+    /// `canonical`. Constant-time comparison inside aws-lc.
+    pub fn check(&self, canonical: &str, sig: &str) -> bool {
+        match URL_SAFE_NO_PAD.decode(sig.trim_end_matches('=').as_bytes()) {
+            Ok(tag) => hmac::verify(&self.key, canonical.as_bytes(), &tag).is_ok(),
+            Err(_) => false,
+        }
+    }
+
     /// Checks `exp` and `sig` in `query` for the object `key` at time `now`.
     pub fn verify(&self, key: &str, query: Option<&str>, now: u64) -> Result<(), SignatureFault> {
         let query = query.unwrap_or("");
@@ -80,12 +89,9 @@ impl UrlSigner {
         };
         let exp: u64 = exp.parse().map_err(|_| SignatureFault::Invalid)?;
         let params = variant::raw_params(Some(query)).map_err(|_| SignatureFault::Invalid)?;
-        let tag = URL_SAFE_NO_PAD
-            .decode(sig.trim_end_matches('=').as_bytes())
-            .map_err(|_| SignatureFault::Invalid)?;
-        let canonical = canonical(key, &params, exp);
-        // Constant-time comparison inside aws-lc.
-        hmac::verify(&self.key, canonical.as_bytes(), &tag).map_err(|_| SignatureFault::Invalid)?;
+        if !self.check(&canonical(key, &params, exp), &sig) {
+            return Err(SignatureFault::Invalid);
+        }
         // Checked after the signature, so an unsigned `exp` reveals nothing.
         if now > exp {
             return Err(SignatureFault::Expired);

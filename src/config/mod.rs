@@ -13,10 +13,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod access;
+mod upload;
 pub use access::{
     AccessKind, DEFAULT_PRIVATE_CACHE_CONTROL, DEFAULT_PUBLIC_CACHE_CONTROL, JwtConfig, KeySource,
     OneOrMany, RawJwt, RawRoute, RouteConfig,
 };
+pub use upload::{PresetConfig, RawPreset, RawUpload, UploadConfig};
 
 /// A config error, already phrased for the operator and naming the key.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,7 @@ pub struct RawConfig {
     pub upload: RawUpload,
     pub jwt: Option<RawJwt>,
     pub route: Vec<RawRoute>,
+    pub preset: Vec<RawPreset>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,20 +132,6 @@ impl Default for RawTransform {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawUpload {
-    pub max_bytes: u64,
-}
-
-impl Default for RawUpload {
-    fn default() -> Self {
-        Self {
-            max_bytes: 25 * 1024 * 1024,
-        }
-    }
-}
-
 // ---------- typed, checked ----------
 
 #[derive(Debug, Clone)]
@@ -155,6 +144,8 @@ pub struct Config {
     pub jwt: Option<JwtConfig>,
     /// In config order: the first matching prefix wins; no match is public.
     pub routes: Vec<RouteConfig>,
+    /// Variants made in the background after each image upload.
+    pub presets: Vec<PresetConfig>,
     pub secrets: Secrets,
 }
 
@@ -209,11 +200,6 @@ impl Default for TransformConfig {
     fn default() -> Self {
         validate_transform(&RawTransform::default()).unwrap_or_else(|e| unreachable!("{e}"))
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct UploadConfig {
-    pub max_bytes: u64,
 }
 
 /// Secrets from the environment (`NAME`) or a file (`NAME_FILE`).
@@ -282,12 +268,15 @@ impl RawConfig {
         }
         let secrets = read_secrets(env)?;
         let jwt = access::validate_jwt(self.jwt)?;
+        let transform = validate_transform(&self.transform)?;
+        let presets = upload::validate_presets(&self.preset, &transform)?;
         Ok(Config {
             server: validate_server(&self.server)?,
             storage: validate_storage(&self.storage)?,
             cache: validate_cache(&self.cache)?,
-            transform: validate_transform(&self.transform)?,
-            upload: validate_upload(&self.upload)?,
+            transform,
+            upload: upload::validate_upload(&self.upload)?,
+            presets,
             routes: access::validate_routes(self.route, jwt.as_ref(), &secrets)?,
             jwt,
             secrets,
@@ -440,12 +429,6 @@ fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, ConfigError
     })
 }
 
-fn validate_upload(raw: &RawUpload) -> Result<UploadConfig, ConfigError> {
-    Ok(UploadConfig {
-        max_bytes: in_range("upload.max_bytes", raw.max_bytes, 1, 1 << 40)?,
-    })
-}
-
 fn parse_size(s: &str, max: u32) -> Result<SizeSpec, String> {
     let (w, h) = s.split_once('x').ok_or("expected WxH, e.g. 150x150")?;
     let side = |v: &str| -> Result<Option<u32>, String> {
@@ -570,6 +553,13 @@ mod tests {
             "leeway_secs =",
             "jwks_refresh_secs =",
             "[[route]]",
+            "[[preset]]",
+            "name =",
+            "size =",
+            "fit =",
+            "format =",
+            "quality =",
+            "base_url =",
             "prefix =",
             "access =",
             "cache_control =",

@@ -1,15 +1,20 @@
 //! The HTTP surface: the routes table and thin handlers. Handlers parse,
 //! call the pipeline and shape headers; everything else lives below.
 
+mod admin;
 pub mod conditional;
 mod media;
 mod observe;
 mod ops;
+mod upload;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{any, get};
+use axum::http::StatusCode;
+use axum::http::header::{CONTENT_TYPE, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, delete, get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::Access;
@@ -17,6 +22,7 @@ use crate::cache::CacheStatus;
 use crate::config::Config;
 use crate::error::Error;
 use crate::pipeline::Pipeline;
+use crate::upload::Uploads;
 
 /// Everything a handler may use. Concrete types, no generics.
 #[derive(Clone)]
@@ -24,6 +30,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub pipeline: Pipeline,
     pub access: Arc<Access>,
+    pub uploads: Arc<Uploads>,
     pub metrics: Option<PrometheusHandle>,
 }
 
@@ -43,8 +50,49 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/_/health", get(ops::health))
         .route("/_/metrics", get(ops::metrics))
+        .route("/_/uploads", post(upload::presign))
+        .route("/_/uploads/{*key}", put(upload::receive))
+        .route("/_/objects/{*key}", delete(admin::delete_object))
+        .route("/_/purge", post(admin::purge))
         .route("/_/{*rest}", any(|| async { Error::RouteNotFound }))
         .fallback(media::serve)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized,
+        ))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
+}
+
+/// A JSON answer.
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut res = (status, bytes).into_response();
+            res.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            res
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The HTTP layer's own body limit: a request announcing more than any
+/// upload may carry is answered 413 before routing, without reading a byte.
+/// (Handlers bound what they read too: uploads by their signed limit,
+/// JSON bodies by `upload::MAX_JSON_BODY`.)
+async fn refuse_oversized(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = app.config.upload.max_bytes;
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Error::from(crate::upload::UploadError::TooLarge(limit)).into_response();
+    }
+    next.run(req).await
 }

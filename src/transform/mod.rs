@@ -65,6 +65,41 @@ pub enum TransformError {
     Internal(String),
 }
 
+/// Checks that an uploaded image is one we can serve: the header parses,
+/// the pixel count is within `max_source_pixels` (before any buffer), and
+/// the whole image decodes (a truncated file fails here, not at the first
+/// viewer). Decoded at the smallest shrink-on-load scale, so a 12 MP JPEG
+/// costs an entropy pass, not a full-size bitmap. Returns the displayed size
+/// (EXIF orientation applied).
+pub fn verify(
+    src: &[u8],
+    media: MediaType,
+    max_source_pixels: u64,
+) -> Result<(u32, u32), TransformError> {
+    let info = source::probe(src, media)?;
+    if info.pixels() > max_source_pixels {
+        return Err(TransformError::TooManyPixels(format!(
+            "{}x{} is over transform.max_source_pixels ({max_source_pixels})",
+            info.width, info.height
+        )));
+    }
+    let plan = plan::Plan::new(
+        (info.width, info.height),
+        info.orientation,
+        Some(16),
+        Some(16),
+        Fit::Inside,
+        16,
+    );
+    let max_alloc = info.pixels().saturating_mul(8).saturating_add(64 << 20);
+    source::decode(src, &info, &plan, max_alloc)?;
+    Ok(if plan::swaps_axes(info.orientation) {
+        (info.height, info.width)
+    } else {
+        (info.width, info.height)
+    })
+}
+
 /// Runs the whole pipeline on one source image.
 pub fn process(
     src: &[u8],

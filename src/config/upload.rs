@@ -1,0 +1,204 @@
+//! `[upload]` and `[[preset]]`: presigned uploads and the variants made in
+//! the background after each image upload.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, TransformConfig, in_range};
+use crate::variant::{Variant, VariantRequest};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpload {
+    pub max_bytes: u64,
+    pub expiry_secs: u64,
+    pub body_timeout_secs: u64,
+    pub base_url: Option<String>,
+}
+
+impl Default for RawUpload {
+    fn default() -> Self {
+        Self {
+            max_bytes: 25 * 1024 * 1024,
+            expiry_secs: 900,
+            body_timeout_secs: 30,
+            base_url: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UploadConfig {
+    pub max_bytes: u64,
+    /// Default lifetime of a presigned URL.
+    pub expiry: Duration,
+    /// Longest wait for the next piece of an upload body (slow clients).
+    pub body_timeout: Duration,
+    /// Scheme and host put in front of presigned URLs; `None`: from the request's `Host`.
+    pub base_url: Option<String>,
+}
+
+pub fn validate_upload(raw: &RawUpload) -> Result<UploadConfig, ConfigError> {
+    let base_url = match &raw.base_url {
+        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+            return Err(ConfigError::key(
+                "upload.base_url",
+                format!("'{u}' is not an http(s) URL"),
+            ));
+        }
+        Some(u) => Some(u.trim_end_matches('/').to_owned()),
+        None => None,
+    };
+    Ok(UploadConfig {
+        max_bytes: in_range("upload.max_bytes", raw.max_bytes, 1, 1 << 40)?,
+        expiry: Duration::from_secs(in_range(
+            "upload.expiry_secs",
+            raw.expiry_secs,
+            1,
+            7 * 86400,
+        )?),
+        body_timeout: Duration::from_secs(in_range(
+            "upload.body_timeout_secs",
+            raw.body_timeout_secs,
+            1,
+            3600,
+        )?),
+        base_url,
+    })
+}
+
+/// `[[preset]] name = "thumb"  size = "150x150"  fit = "cover"  format = "webp"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPreset {
+    pub name: String,
+    pub size: String,
+    pub fit: Option<String>,
+    #[serde(default = "auto")]
+    pub format: String,
+    pub quality: Option<u8>,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+#[derive(Debug, Clone)]
+pub struct PresetConfig {
+    pub name: String,
+    /// What a viewer's request resolves to: one variant, or two for
+    /// `format = "auto"` (WebP for browsers that accept it, JPEG/PNG otherwise).
+    pub variants: Vec<Variant>,
+}
+
+pub fn validate_presets(
+    raw: &[RawPreset],
+    transform: &TransformConfig,
+) -> Result<Vec<PresetConfig>, ConfigError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let key = format!("preset[{i}]");
+            if p.name.is_empty() {
+                return Err(ConfigError::key(
+                    &format!("{key}.name"),
+                    "must not be empty",
+                ));
+            }
+            let (w, h) = p.size.split_once('x').ok_or_else(|| {
+                ConfigError::key(&format!("{key}.size"), "expected WxH, e.g. 150x150")
+            })?;
+            // The preset is written the way a viewer's query would be, and
+            // checked by the same parser (so allowed_sizes applies too).
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            for (name, value) in [
+                ("w", Some(w)),
+                ("h", Some(h)),
+                ("fit", p.fit.as_deref()),
+                ("fmt", Some(p.format.as_str())),
+            ] {
+                if let Some(v) = value.filter(|v| !v.is_empty()) {
+                    query.append_pair(name, v);
+                }
+            }
+            if let Some(q) = p.quality {
+                query.append_pair("q", &q.to_string());
+            }
+            let query = query.finish();
+            let request = VariantRequest::parse(Some(&query), transform)
+                .map_err(|e| ConfigError::key(&key, e))?
+                .ok_or_else(|| {
+                    ConfigError::key(&format!("{key}.size"), "expected WxH, e.g. 150x150")
+                })?;
+            let mut variants = vec![request.resolve(Some("image/webp"), transform)];
+            let other = request.resolve(None, transform);
+            if other != variants[0] && other.canonical() != variants[0].canonical() {
+                variants.push(other);
+            }
+            Ok(PresetConfig {
+                name: p.name.clone(),
+                variants,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn preset(size: &str, fit: Option<&str>, format: &str) -> RawPreset {
+        RawPreset {
+            name: "p".into(),
+            size: size.into(),
+            fit: fit.map(Into::into),
+            format: format.into(),
+            quality: None,
+        }
+    }
+
+    #[test]
+    fn presets_resolve_like_viewer_requests() {
+        let t = TransformConfig::default();
+        let p = validate_presets(&[preset("150x150", Some("cover"), "webp")], &t).unwrap();
+        assert_eq!(p[0].variants.len(), 1);
+        assert_eq!(
+            p[0].variants[0].canonical(),
+            "w=150&h=150&fit=cover&fmt=webp&q=80"
+        );
+        let p = validate_presets(&[preset("500x700", Some("inside"), "auto")], &t).unwrap();
+        let forms: Vec<String> = p[0].variants.iter().map(Variant::canonical).collect();
+        assert_eq!(
+            forms,
+            [
+                "w=500&h=700&fit=inside&fmt=webp&q=80",
+                "w=500&h=700&fit=inside&fmt=jpeg-or-png&q=80"
+            ]
+        );
+        let p = validate_presets(&[preset("300x", None, "jpeg")], &t).unwrap();
+        assert_eq!(p[0].variants[0].canonical(), "w=300&fmt=jpeg&q=80");
+    }
+
+    #[test]
+    fn bad_presets_name_the_key() {
+        let t = TransformConfig::default();
+        for bad in [
+            preset("150", None, "webp"),
+            preset("0x5", None, "webp"),
+            preset("150x150", Some("crop"), "webp"),
+            preset("150x150", None, "gif"),
+        ] {
+            let e = validate_presets(&[bad], &t).unwrap_err().to_string();
+            assert!(e.starts_with("preset[0]"), "{e}");
+        }
+        let t = TransformConfig {
+            allowed_sizes: vec![super::super::SizeSpec {
+                width: Some(150),
+                height: Some(150),
+            }],
+            ..TransformConfig::default()
+        };
+        assert!(validate_presets(&[preset("500x700", None, "webp")], &t).is_err());
+    }
+}

@@ -1,0 +1,405 @@
+//! Presigned uploads: the backend asks for a URL (`presign`), the client
+//! `PUT`s the bytes to it (`receive`).
+//!
+//! A body is streamed into a staged file (never held in memory), refused as
+//! soon as it crosses its byte limit or sniffs as something we do not
+//! accept, then — for images — decoded once at the smallest scale to prove
+//! it is an image we can serve, and only then published with one atomic
+//! rename. Anything that goes wrong before that leaves nothing: the staged
+//! file is deleted on drop, and what a killed process leaves behind is
+//! deleted at the next start (`Store::local`). After a publish the key's
+//! cached derivatives are purged and the `[[preset]]` variants are made in
+//! the background.
+
+pub mod grant;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use http_body_util::BodyExt as _;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::auth::signed::{SignatureFault, UrlSigner};
+use crate::cache::Purge;
+use crate::config::{PresetConfig, TransformConfig, UploadConfig};
+use crate::key::ObjectKey;
+use crate::media_type::{MediaType, SNIFF_LEN};
+use crate::metrics;
+use crate::pipeline::Pipeline;
+use crate::store::StoreError;
+use crate::transform::{self, TransformError};
+pub use grant::{Grant, UploadClass};
+
+/// Why an upload (or a presign request) is refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UploadError {
+    /// 403: missing, wrong or expired signature.
+    #[error("Forbidden: missing, invalid or expired upload signature.")]
+    Signature(SignatureFault),
+    /// 503: no signing secret configured.
+    #[error("uploads are disabled: set MEDIAEDGE_SIGNING_SECRET")]
+    Disabled,
+    /// 400: a presign request we cannot honour.
+    #[error("bad upload request: {0}")]
+    BadRequest(String),
+    /// 413: over the URL's `max_bytes`.
+    #[error("upload is larger than {0} bytes")]
+    TooLarge(u64),
+    /// 415: not an allowed image or video type (by its bytes).
+    #[error("unsupported media type: {0}")]
+    Unsupported(String),
+    /// 422 / 503: an image that does not decode or is too big; or no worker free.
+    #[error("{0}")]
+    Image(#[from] TransformError),
+    /// 408: the client stopped sending.
+    #[error("upload body timed out")]
+    Timeout,
+    /// 400: the body ended early (client gone).
+    #[error("upload body incomplete: {0}")]
+    Incomplete(String),
+    /// 502 / 500: storing failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl UploadError {
+    /// The label of `mediaedge_uploads_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            UploadError::Signature(_) => "forbidden",
+            UploadError::Disabled => "disabled",
+            UploadError::BadRequest(_) => "bad_request",
+            UploadError::TooLarge(_) => "too_large",
+            UploadError::Unsupported(_) => "unsupported",
+            UploadError::Image(TransformError::Overloaded | TransformError::TimedOut) => {
+                "overloaded"
+            }
+            UploadError::Image(_) => "undecodable",
+            UploadError::Timeout => "timeout",
+            UploadError::Incomplete(_) => "incomplete",
+            UploadError::Store(_) => "store_error",
+        }
+    }
+}
+
+/// `POST /_/uploads` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresignRequest {
+    pub key: Option<String>,
+    pub content_type: Option<String>,
+    pub max_bytes: Option<u64>,
+    /// Seconds the URL stays valid (default `upload.expiry_secs`).
+    pub expires_in: Option<u64>,
+}
+
+/// `POST /_/uploads` answer (201).
+#[derive(Debug, Serialize)]
+pub struct Presigned {
+    pub key: String,
+    pub url: String,
+    pub method: &'static str,
+    /// Unix seconds.
+    pub expires_at: u64,
+    pub max_bytes: u64,
+}
+
+/// `PUT` answer (201).
+#[derive(Debug, Serialize)]
+pub struct Uploaded {
+    pub key: String,
+    pub bytes: u64,
+    pub content_type: &'static str,
+    pub etag: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
+pub struct Uploads {
+    pipeline: Pipeline,
+    signer: Option<UrlSigner>,
+    cfg: UploadConfig,
+    transform: TransformConfig,
+    presets: Arc<Vec<PresetConfig>>,
+}
+
+impl Uploads {
+    pub fn new(
+        pipeline: Pipeline,
+        signing_secret: Option<&str>,
+        cfg: UploadConfig,
+        transform: TransformConfig,
+        presets: Vec<PresetConfig>,
+    ) -> Self {
+        Self {
+            pipeline,
+            signer: signing_secret.map(UrlSigner::new),
+            cfg,
+            transform,
+            presets: Arc::new(presets),
+        }
+    }
+
+    /// Where presigned URLs point: `upload.base_url`, else the request's host.
+    pub fn base_url(&self, host: Option<&str>, fallback: &str) -> String {
+        match (&self.cfg.base_url, host) {
+            (Some(base), _) => base.clone(),
+            (None, Some(h)) => format!("http://{h}"),
+            (None, None) => format!("http://{fallback}"),
+        }
+    }
+
+    pub fn presign(&self, req: PresignRequest, base_url: &str) -> Result<Presigned, UploadError> {
+        let signer = self.signer.as_ref().ok_or(UploadError::Disabled)?;
+        presign(signer, &self.cfg, req, base_url, unix_now())
+    }
+
+    /// Checks the signature of a `PUT` (before any of its body is read).
+    pub fn authorize(&self, key: ObjectKey, query: Option<&str>) -> Result<Grant, UploadError> {
+        let signer = self.signer.as_ref().ok_or(UploadError::Disabled)?;
+        Grant::verify(key, query, signer, unix_now()).map_err(UploadError::Signature)
+    }
+
+    /// Streams, checks and publishes one upload.
+    pub async fn receive(
+        &self,
+        grant: &Grant,
+        content_length: Option<u64>,
+        body: Body,
+    ) -> Result<Uploaded, UploadError> {
+        let limit = grant.max_bytes.min(self.cfg.max_bytes);
+        if content_length.is_some_and(|n| n > limit) {
+            return Err(UploadError::TooLarge(limit));
+        }
+        let store = self.pipeline.store();
+        let staged = tempfile::Builder::new()
+            .prefix("upload-")
+            .tempfile_in(store.staging_dir())
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let (bytes, media) = self.stream_to(&staged, body, limit, grant.class).await?;
+        let size = self.check_image(&staged, media).await?;
+        store.publish(&grant.key, staged.into_temp_path()).await?;
+        metrics::upload_bytes(bytes);
+
+        // Readers on this node must see the new object at once; presets warm it.
+        self.pipeline.purge(&Purge::Key(grant.key.clone())).await;
+        let (meta, _) = self
+            .pipeline
+            .meta(&grant.key)
+            .await
+            .map_err(|e| UploadError::Store(StoreError::Unavailable(e.to_string())))?;
+        if media.is_transformable() {
+            self.make_presets(grant.key.clone(), meta.clone());
+        }
+        Ok(Uploaded {
+            key: grant.key.as_str().to_owned(),
+            bytes,
+            content_type: media.mime(),
+            etag: meta.etag.clone(),
+            width: size.map(|s| s.0),
+            height: size.map(|s| s.1),
+        })
+    }
+
+    /// Body → staged file, refusing as early as possible: over the limit, or
+    /// (from the first bytes) not an allowed type.
+    async fn stream_to(
+        &self,
+        staged: &tempfile::NamedTempFile,
+        mut body: Body,
+        limit: u64,
+        class: UploadClass,
+    ) -> Result<(u64, MediaType), UploadError> {
+        let io = |e: std::io::Error| UploadError::Store(StoreError::Unavailable(e.to_string()));
+        let file = staged.as_file().try_clone().map_err(io)?;
+        let mut out =
+            tokio::io::BufWriter::with_capacity(256 << 10, tokio::fs::File::from_std(file));
+        let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
+        let mut media = None;
+        let mut total = 0u64;
+        loop {
+            let frame = match tokio::time::timeout(self.cfg.body_timeout, body.frame()).await {
+                Err(_) => return Err(UploadError::Timeout),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(UploadError::Incomplete(e.to_string())),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            total += data.len() as u64;
+            if total > limit {
+                return Err(UploadError::TooLarge(limit));
+            }
+            if head.len() < SNIFF_LEN {
+                let take = (SNIFF_LEN - head.len()).min(data.len());
+                head.extend_from_slice(&data[..take]);
+                if head.len() == SNIFF_LEN {
+                    media = Some(allowed(&head, class)?);
+                }
+            }
+            out.write_all(&data).await.map_err(io)?;
+        }
+        out.flush().await.map_err(io)?;
+        let media = match media {
+            Some(m) => m,
+            None => allowed(&head, class)?,
+        };
+        Ok((total, media))
+    }
+
+    /// For images: the header parses, the pixels are within the limit and the
+    /// whole image decodes (AVIF, which we do not decode: its header). The
+    /// displayed width and height.
+    async fn check_image(
+        &self,
+        staged: &tempfile::NamedTempFile,
+        media: MediaType,
+    ) -> Result<Option<(u32, u32)>, UploadError> {
+        if !media.is_image() {
+            return Ok(None);
+        }
+        let max_pixels = self.transform.max_source_pixels;
+        let len = staged.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+        if len > self.transform.max_source_bytes {
+            return Err(TransformError::Undecodable(format!(
+                "image is larger than transform.max_source_bytes ({})",
+                self.transform.max_source_bytes
+            ))
+            .into());
+        }
+        let path = staged.path().to_path_buf();
+        let admission = self.pipeline.transformer().admit()?;
+        let size = admission
+            .run(move || {
+                let src =
+                    std::fs::read(&path).map_err(|e| TransformError::Internal(e.to_string()))?;
+                match media {
+                    MediaType::Avif => avif_size(&src, max_pixels),
+                    _ => transform::verify(&src, media, max_pixels),
+                }
+            })
+            .await?;
+        Ok(Some(size))
+    }
+
+    /// Makes every preset variant of a new image, in the background, through
+    /// the normal derivative path (so they land in the caches a viewer hits).
+    fn make_presets(&self, key: ObjectKey, meta: Arc<crate::store::OriginalMeta>) {
+        if self.presets.is_empty() {
+            return;
+        }
+        let (pipeline, presets) = (self.pipeline.clone(), self.presets.clone());
+        tokio::spawn(async move {
+            for preset in presets.iter() {
+                for variant in &preset.variants {
+                    let outcome = match pipeline.derivative(&key, &meta, variant).await {
+                        Ok(_) => "ok",
+                        Err(e) => {
+                            tracing::warn!(key = key.as_str(), preset = preset.name, error = %e, "preset not made");
+                            "error"
+                        }
+                    };
+                    metrics::preset_made(outcome);
+                }
+            }
+        });
+    }
+}
+
+/// The sniffed type, if this class of upload may store it.
+fn allowed(head: &[u8], class: UploadClass) -> Result<MediaType, UploadError> {
+    let media = MediaType::sniff(head);
+    if class.allows(media) {
+        Ok(media)
+    } else {
+        Err(UploadError::Unsupported(format!(
+            "content sniffs as {}; this upload accepts {}",
+            media.mime(),
+            match class {
+                UploadClass::Image => "JPEG, PNG, WebP, GIF or AVIF images",
+                UploadClass::Video => "MP4, WebM or QuickTime video",
+                UploadClass::Any =>
+                    "JPEG, PNG, WebP, GIF or AVIF images, or MP4, WebM or QuickTime video",
+            }
+        )))
+    }
+}
+
+/// AVIF is stored but not decoded by us: its `ispe` box gives the size.
+fn avif_size(src: &[u8], max_pixels: u64) -> Result<(u32, u32), TransformError> {
+    let size = imagesize::blob_size(src)
+        .map_err(|e| TransformError::Undecodable(format!("AVIF header does not parse: {e}")))?;
+    let (w, h) = (size.width as u64, size.height as u64);
+    if w == 0 || h == 0 {
+        return Err(TransformError::Undecodable(
+            "AVIF header has no size".into(),
+        ));
+    }
+    if w * h > max_pixels {
+        return Err(TransformError::TooManyPixels(format!(
+            "{w}x{h} is over transform.max_source_pixels ({max_pixels})"
+        )));
+    }
+    Ok((w as u32, h as u32))
+}
+
+/// The presign decision, pure (the CLI's `presign` uses it too).
+pub fn presign(
+    signer: &UrlSigner,
+    cfg: &UploadConfig,
+    req: PresignRequest,
+    base_url: &str,
+    now: u64,
+) -> Result<Presigned, UploadError> {
+    let bad = UploadError::BadRequest;
+    let (class, ext) = UploadClass::from_content_type(req.content_type.as_deref()).map_err(bad)?;
+    let key = match req.key.as_deref() {
+        Some(k) => ObjectKey::parse(k.strip_prefix('/').unwrap_or(k))
+            .map_err(|e| bad(format!("key: {e}")))?,
+        None => grant::random_key(ext).map_err(bad)?,
+    };
+    let max_bytes = match req.max_bytes {
+        None => cfg.max_bytes,
+        Some(n) if (1..=cfg.max_bytes).contains(&n) => n,
+        Some(n) => {
+            return Err(bad(format!(
+                "max_bytes {n} is not between 1 and upload.max_bytes ({})",
+                cfg.max_bytes
+            )));
+        }
+    };
+    let ttl = match req.expires_in {
+        None => cfg.expiry,
+        Some(s) if (1..=7 * 86400).contains(&s) => Duration::from_secs(s),
+        Some(s) => return Err(bad(format!("expires_in {s} is not between 1 and 604800"))),
+    };
+    let grant = Grant {
+        key,
+        exp: now + ttl.as_secs(),
+        max_bytes,
+        class,
+    };
+    Ok(Presigned {
+        key: grant.key.as_str().to_owned(),
+        url: format!(
+            "{}{}",
+            base_url.trim_end_matches('/'),
+            grant.path_and_query(signer)
+        ),
+        method: "PUT",
+        expires_at: grant.exp,
+        max_bytes,
+    })
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
