@@ -92,7 +92,12 @@ async fn refuse_oversized(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit) {
-        return Error::from(crate::upload::UploadError::TooLarge(limit)).into_response();
+        let mut res = Error::from(crate::upload::UploadError::TooLarge(limit)).into_response();
+        res.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+        return res;
     }
     next.run(req).await
 }

@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_LENGTH, HOST};
+use axum::http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderValue};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
@@ -60,7 +60,12 @@ pub async fn receive(State(app): State<AppState>, uri: Uri, req: Request) -> Res
                 Error::Upload(u) => u.outcome(),
                 other => other.kind(),
             };
-            (e.into_response(), outcome)
+            let mut res = e.into_response();
+            // The body may be partly unread: tell the client this connection
+            // ends here, so it does not send its next request on it.
+            res.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            (res, outcome)
         }
     };
     metrics::upload("put", outcome);

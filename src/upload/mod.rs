@@ -125,6 +125,8 @@ pub struct Uploads {
     cfg: UploadConfig,
     transform: TransformConfig,
     presets: Arc<Vec<PresetConfig>>,
+    /// Image checks running at once (one per transform worker).
+    verify_slots: tokio::sync::Semaphore,
 }
 
 impl Uploads {
@@ -139,6 +141,7 @@ impl Uploads {
             pipeline,
             signer: signing_secret.map(UrlSigner::new),
             cfg,
+            verify_slots: tokio::sync::Semaphore::new(transform.workers),
             transform,
             presets: Arc::new(presets),
         }
@@ -273,17 +276,26 @@ impl Uploads {
             .into());
         }
         let path = staged.path().to_path_buf();
-        let admission = self.pipeline.transformer().admit()?;
-        let size = admission
-            .run(move || {
-                let src =
-                    std::fs::read(&path).map_err(|e| TransformError::Internal(e.to_string()))?;
-                match media {
-                    MediaType::Avif => avif_size(&src, max_pixels),
-                    _ => transform::verify(&src, media, max_pixels),
-                }
-            })
-            .await?;
+        // Uploads wait for one of their own slots rather than take the
+        // transform pool's: a phone's upload must not get a 503 because
+        // viewers are busy making thumbnails.
+        let _slot = self
+            .verify_slots
+            .acquire()
+            .await
+            .map_err(|_| TransformError::Overloaded)?;
+        let job = tokio::task::spawn_blocking(move || {
+            let src = std::fs::read(&path).map_err(|e| TransformError::Internal(e.to_string()))?;
+            match media {
+                MediaType::Avif => avif_size(&src, max_pixels),
+                _ => transform::verify(&src, media, max_pixels),
+            }
+        });
+        let size = match tokio::time::timeout(self.transform.timeout, job).await {
+            Err(_) => return Err(TransformError::TimedOut.into()),
+            Ok(Err(e)) => return Err(TransformError::Internal(e.to_string()).into()),
+            Ok(Ok(r)) => r?,
+        };
         Ok(Some(size))
     }
 

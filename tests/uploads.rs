@@ -1,0 +1,782 @@
+//! SPEC "Uploads (presigned)": presign, streamed upload, every refusal
+//! (403/413/415/422/408), atomic publishing under readers, a client that
+//! disconnects, a server killed mid-upload, presets, memory.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Server, corpus_bytes};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const ADMIN: &str = "admin-key-for-tests-0123456789";
+const SECRET: &str = "signing-secret-for-tests-0123456789";
+const PHOTO: &str = "photo_4032x3024_orient1.jpg";
+
+fn server(config: &str) -> Server {
+    Server::builder()
+        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
+        .env("MEDIAEDGE_SIGNING_SECRET", SECRET)
+        .config(config)
+        .start()
+}
+
+async fn presign(s: &Server, body: Value) -> Value {
+    let res = s
+        .client
+        .post(s.url("/_/uploads"))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED, "{body}");
+    assert_eq!(res.headers()["content-type"], "application/json");
+    res.json().await.unwrap()
+}
+
+async fn put(s: &Server, url: &str, bytes: Vec<u8>) -> (StatusCode, String) {
+    let res = s.client.put(url).body(bytes).send().await.unwrap();
+    (res.status(), res.text().await.unwrap())
+}
+
+/// Path and query of a presigned URL (for raw requests).
+fn target(url: &str) -> String {
+    url.splitn(4, '/').nth(3).map(|t| format!("/{t}")).unwrap()
+}
+
+/// Sends `head` then `body` on a raw connection, without waiting for the
+/// body to be accepted, and returns the status line's code and the body.
+async fn raw(s: &Server, head: String, body: Vec<u8>) -> (u16, String) {
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(head.as_bytes()).await;
+        for chunk in body.chunks(64 << 10) {
+            if wr.write_all(chunk).await.is_err() {
+                break; // the server answered and closed: expected for refusals
+            }
+        }
+        wr
+    });
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), rd.read_to_end(&mut buf)).await;
+    drop(writer);
+    parse_response(&buf)
+}
+
+fn parse_response(buf: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn staged_files(s: &Server) -> usize {
+    std::fs::read_dir(s.data().join("_/uploads"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn presign_then_upload_a_photo() {
+    let s = server("");
+    let p = presign(&s, json!({"content_type": "image/jpeg"})).await;
+    let key = p["key"].as_str().unwrap();
+    assert!(key.ends_with(".jpg") && key.len() == 22 + 4, "{key}");
+    assert_eq!(p["method"], "PUT");
+    assert_eq!(p["max_bytes"], 25 * 1024 * 1024);
+    let expires = p["expires_at"].as_i64().unwrap();
+    assert!((expires - common::auth::now() - 900).abs() <= 2, "{p}");
+    let url = p["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/_/uploads/{key}?", s.base)),
+        "{url}"
+    );
+    // Keys are unguessable: two presigns never share one.
+    let other = presign(&s, json!({"content_type": "image/jpeg"})).await;
+    assert_ne!(other["key"], p["key"]);
+
+    let photo = corpus_bytes("photo_4032x3024_orient6.jpg");
+    let res = s.client.put(url).body(photo.clone()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let up: Value = res.json().await.unwrap();
+    assert_eq!(up["key"], key);
+    assert_eq!(up["bytes"], photo.len());
+    assert_eq!(up["content_type"], "image/jpeg");
+    // Displayed size: orientation 6 turns the 4032x3024 sensor image upright.
+    assert_eq!(
+        (up["width"].as_u64(), up["height"].as_u64()),
+        (Some(3024), Some(4032))
+    );
+    let res = s.get(&format!("/{key}")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["etag"], up["etag"].as_str().unwrap());
+    assert_eq!(res.bytes().await.unwrap(), photo);
+    assert_eq!(staged_files(&s), 0);
+    assert_eq!(
+        s.metric(
+            "mediaedge_uploads_total",
+            &[("op", "put"), ("outcome", "ok")]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        s.metric("mediaedge_upload_bytes_total", &[]).await,
+        photo.len() as f64
+    );
+}
+
+#[tokio::test]
+async fn video_upload_and_classes() {
+    let s = server("");
+    let video = corpus_bytes("video_1280x720_5s.mp4");
+    let p = presign(&s, json!({"content_type": "video/mp4"})).await;
+    assert!(p["key"].as_str().unwrap().ends_with(".mp4"));
+    let res = s
+        .client
+        .put(p["url"].as_str().unwrap())
+        .body(video.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let up: Value = res.json().await.unwrap();
+    assert_eq!(up["content_type"], "video/mp4");
+    assert!(up.get("width").is_none());
+    // The class is bound: a photo cannot go to a video URL, nor a video to an image URL.
+    let (status, _) = put(&s, p["url"].as_str().unwrap(), corpus_bytes(PHOTO)).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let img = presign(&s, json!({"content_type": "image/*"})).await;
+    let (status, _) = put(&s, img["url"].as_str().unwrap(), video.clone()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // No content type: images and video both pass.
+    let any = presign(&s, json!({})).await;
+    let (status, _) = put(&s, any["url"].as_str().unwrap(), video).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn refused_content_leaves_nothing() {
+    let s = server("");
+    let p = presign(
+        &s,
+        json!({"key": "u/avatar.jpg", "content_type": "image/jpeg"}),
+    )
+    .await;
+    assert_eq!(p["key"], "u/avatar.jpg");
+    let url = p["url"].as_str().unwrap();
+    let svg = br#"<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#;
+    for (what, bytes, status) in [
+        (
+            "text",
+            b"just some text\n".repeat(100),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "HTML named .jpg",
+            b"<!doctype html><html><body><script>alert(1)</script></body></html>".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        ("SVG", svg.to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("empty", Vec::new(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (
+            "truncated JPEG",
+            corpus_bytes("truncated_2560x1600.jpg"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "bomb PNG",
+            corpus_bytes("bomb_20000x20000_1bit.png"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "JPEG magic, garbage after",
+            [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[0x55; 4000]].concat(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (got, body) = put(&s, url, bytes).await;
+        assert_eq!(got, status, "{what}: {body}");
+        assert!(!body.is_empty() && !body.contains('\n'), "{what}: {body:?}");
+        assert_eq!(
+            s.get("/u/avatar.jpg").await.status(),
+            StatusCode::NOT_FOUND,
+            "{what}"
+        );
+    }
+    assert!(!s.data().join("u/avatar.jpg").exists());
+    assert_eq!(staged_files(&s), 0);
+    assert_eq!(
+        s.metric("mediaedge_uploads_total", &[("outcome", "unsupported")])
+            .await,
+        4.0
+    );
+    assert_eq!(
+        s.metric("mediaedge_uploads_total", &[("outcome", "undecodable")])
+            .await,
+        3.0
+    );
+}
+
+#[tokio::test]
+async fn other_allowed_formats_pass() {
+    let s = server("");
+    for (file, ct, w, h) in [
+        ("rgba_1200x1200.png", "image/png", 1200, 1200),
+        ("photo_4272x2848.webp", "image/webp", 4272, 2848),
+        ("anim_320x240_8f.gif", "image/gif", 320, 240),
+        ("progressive_2560x1600.jpg", "image/jpeg", 2560, 1600),
+        ("cmyk_2560x1600.jpg", "image/jpeg", 2560, 1600),
+    ] {
+        let p = presign(&s, json!({"content_type": ct})).await;
+        let res = s
+            .client
+            .put(p["url"].as_str().unwrap())
+            .body(corpus_bytes(file))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED, "{file}");
+        let up: Value = res.json().await.unwrap();
+        assert_eq!(
+            (up["width"].as_u64(), up["height"].as_u64()),
+            (Some(w), Some(h)),
+            "{file}"
+        );
+        assert_eq!(up["content_type"], ct);
+    }
+}
+
+#[tokio::test]
+async fn bad_presign_requests() {
+    let s = server("[upload]\nmax_bytes = 1000000\n");
+    for body in [
+        json!({"key": "../etc/passwd"}),
+        json!({"key": "_/uploads/x"}),
+        json!({"key": "a//b.jpg"}),
+        json!({"max_bytes": 1000001}),
+        json!({"max_bytes": 0}),
+        json!({"content_type": "image/svg+xml"}),
+        json!({"content_type": "text/html"}),
+        json!({"unknown": 1}),
+    ] {
+        let res = s
+            .client
+            .post(s.url("/_/uploads"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    let res = s
+        .client
+        .post(s.url("/_/uploads"))
+        .bearer_auth(ADMIN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // An empty body is all defaults.
+    let res = s
+        .client
+        .post(s.url("/_/uploads"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn presign_needs_the_admin_key() {
+    let s = server("");
+    let res = s
+        .client
+        .post(s.url("/_/uploads"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    let res = s
+        .client
+        .post(s.url("/_/uploads"))
+        .bearer_auth("wrong-key-0123456789")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = s
+        .client
+        .post(s.url("/_/uploads"))
+        .bearer_auth(&ADMIN[..ADMIN.len() - 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "a prefix of the key is not the key"
+    );
+    // Without MEDIAEDGE_ADMIN_KEY there is no admin API at all.
+    let bare = Server::builder()
+        .env("MEDIAEDGE_SIGNING_SECRET", SECRET)
+        .start();
+    let res = bare
+        .client
+        .post(bare.url("/_/uploads"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn signature_is_checked_before_the_body() {
+    let s = server("");
+    let p = presign(
+        &s,
+        json!({"key": "k.jpg", "content_type": "image/jpeg", "max_bytes": 5000000}),
+    )
+    .await;
+    let url = p["url"].as_str().unwrap();
+    let sig = url.rsplit("sig=").next().unwrap();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    for bad in [
+        url.replace("sig=", &format!("sig={flipped}")),
+        url.replace("max_bytes=5000000", "max_bytes=26214400"),
+        url.replace("type=image", "type=any"),
+        url.replace("/k.jpg?", "/other.jpg?"),
+        url.replace("&sig=", "&nosig="),
+    ] {
+        // Headers only, announcing a body that never comes: the answer must not wait for it.
+        let head = format!(
+            "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n",
+            target(&bad)
+        );
+        let started = Instant::now();
+        let (status, _) = raw(&s, head, Vec::new()).await;
+        assert_eq!(status, 403, "{bad}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    assert!(!s.data().join("k.jpg").exists());
+}
+
+#[tokio::test]
+async fn expired_url_is_403() {
+    let s = server("[upload]\nexpiry_secs = 1\n");
+    let p = presign(&s, json!({"content_type": "image/jpeg"})).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body) = put(&s, p["url"].as_str().unwrap(), corpus_bytes(PHOTO)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        s.metric("mediaedge_uploads_total", &[("outcome", "forbidden")])
+            .await
+            >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_at_once() {
+    let s = server("");
+    let p = presign(&s, json!({"key": "big.mp4"})).await;
+    let url = p["url"].as_str().unwrap();
+    // 25 MiB + 1 byte, announced: refused before a byte of it is read.
+    let over = 25 * 1024 * 1024 + 1;
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: {over}\r\nConnection: close\r\n\r\n",
+        target(url)
+    );
+    let started = Instant::now();
+    let (status, body) = raw(&s, head.clone(), Vec::new()).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // And with the whole body actually sent.
+    let mut big = corpus_bytes("video_1280x720_5s.mp4");
+    big.resize(over, 0);
+    let (status, _) = raw(&s, head, big.clone()).await;
+    assert_eq!(status, 413);
+    // Chunked, no length: refused as soon as it crosses the limit.
+    let small = presign(&s, json!({"key": "chunked.mp4", "max_bytes": 1_000_000})).await;
+    let mut chunked = Vec::new();
+    for piece in big[..2_000_000].chunks(100_000) {
+        chunked.extend(format!("{:x}\r\n", piece.len()).bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend(b"\r\n");
+    }
+    chunked.extend(b"0\r\n\r\n");
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        target(small["url"].as_str().unwrap())
+    );
+    let (status, _) = raw(&s, head, chunked).await;
+    assert_eq!(status, 413);
+    for key in ["big.mp4", "chunked.mp4"] {
+        assert_eq!(
+            s.get(&format!("/{key}")).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    assert_eq!(staged_files(&s), 0);
+    // The HTTP layer refuses any request announcing more than upload.max_bytes.
+    let head = format!(
+        "POST /_/purge HTTP/1.1\r\nHost: x\r\nContent-Length: {over}\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(raw(&s, head, Vec::new()).await.0, 413);
+}
+
+#[tokio::test]
+async fn client_that_disconnects_halfway_leaves_nothing() {
+    let s = server("");
+    let p = presign(&s, json!({"key": "half.jpg"})).await;
+    let photo = corpus_bytes(PHOTO);
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        target(p["url"].as_str().unwrap()),
+        photo.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&photo[..photo.len() / 2]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s
+        .metric("mediaedge_uploads_total", &[("outcome", "incomplete")])
+        .await
+        < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the server never noticed the disconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.get("/half.jpg").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(staged_files(&s), 0);
+}
+
+#[tokio::test]
+async fn stalled_body_times_out() {
+    let s = server("[upload]\nbody_timeout_secs = 1\n");
+    let p = presign(&s, json!({"key": "slow.jpg"})).await;
+    let photo = corpus_bytes(PHOTO);
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        target(p["url"].as_str().unwrap()),
+        photo.len()
+    );
+    // Half the body, then silence: 408 after about a second.
+    let started = Instant::now();
+    let (status, _) = raw(&s, head, photo[..photo.len() / 2].to_vec()).await;
+    assert_eq!(status, 408);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(s.get("/slow.jpg").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(staged_files(&s), 0);
+}
+
+/// Eight readers during repeated overwrites only ever see the whole old or
+/// the whole new bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_never_see_a_partial_overwrite() {
+    let s = std::sync::Arc::new(server(""));
+    let a = corpus_bytes(PHOTO);
+    let b = corpus_bytes("progressive_2560x1600.jpg");
+    let p = presign(&s, json!({"key": "flip.jpg"})).await;
+    let url = p["url"].as_str().unwrap().to_owned();
+    assert_eq!(put(&s, &url, a.clone()).await.0, StatusCode::CREATED);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..8 {
+        let (s, stop, a, b) = (s.clone(), stop.clone(), a.clone(), b.clone());
+        readers.push(tokio::spawn(async move {
+            let mut seen = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let res = s.get("/flip.jpg").await;
+                assert_eq!(res.status(), StatusCode::OK);
+                let len: usize = res.headers()["content-length"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let body = res.bytes().await.unwrap();
+                assert_eq!(body.len(), len);
+                if body == a {
+                    seen.0 += 1;
+                } else if body == b {
+                    seen.1 += 1;
+                } else {
+                    panic!("a reader saw {} bytes that are neither version", body.len());
+                }
+            }
+            seen
+        }));
+    }
+    for i in 0..10 {
+        let next = if i % 2 == 0 { b.clone() } else { a.clone() };
+        assert_eq!(put(&s, &url, next).await.0, StatusCode::CREATED);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut old, mut new) = (0, 0);
+    for r in readers {
+        let (x, y) = r.await.unwrap();
+        old += x;
+        new += y;
+    }
+    assert!(
+        old > 0 && new > 0,
+        "readers saw old {old} and new {new} times"
+    );
+}
+
+#[tokio::test]
+async fn killed_mid_upload_leaves_nothing_after_restart() {
+    let s = server("");
+    let p = presign(&s, json!({"key": "killed.mp4"})).await;
+    let video = corpus_bytes("video_1280x720_5s.mp4");
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        target(p["url"].as_str().unwrap()),
+        video.len() * 10
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&video).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while staged_files(&s) == 0 {
+        assert!(Instant::now() < deadline, "no staged file appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.signal(libc::SIGKILL);
+    let dir = s.stop();
+    drop(stream);
+    assert!(
+        std::fs::read_dir(dir.path().join("data/_/uploads"))
+            .unwrap()
+            .count()
+            > 0,
+        "the kill left a staged file"
+    );
+
+    let s = Server::builder()
+        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
+        .env("MEDIAEDGE_SIGNING_SECRET", SECRET)
+        .dir(dir)
+        .start();
+    assert_eq!(s.get("/killed.mp4").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        staged_files(&s),
+        0,
+        "stray staged files are removed at start"
+    );
+    // The staging area is never readable as media.
+    let staged_name = "/_/uploads/upload-x";
+    assert_eq!(
+        common::raw_get(&s.base, staged_name).await.0,
+        405,
+        "only PUT lives there"
+    );
+    assert_eq!(
+        common::raw_get(&s.base, "/%5F/uploads/upload-x").await.0,
+        400,
+        "reserved key"
+    );
+}
+
+#[tokio::test]
+async fn overwrite_purges_cached_derivatives() {
+    let s = server("");
+    let p = presign(&s, json!({"key": "o.jpg"})).await;
+    let url = p["url"].as_str().unwrap();
+    assert_eq!(
+        put(&s, url, corpus_bytes(PHOTO)).await.0,
+        StatusCode::CREATED
+    );
+    let first = s.get("/o.jpg?w=200&fmt=png").await;
+    assert_eq!(first.headers()["x-cache"], "MISS");
+    let img = common::decode(&first.bytes().await.unwrap());
+    assert_eq!((img.width(), img.height()), (200, 150));
+    assert_eq!(
+        s.get("/o.jpg?w=200&fmt=png").await.headers()["x-cache"],
+        "HIT"
+    );
+    // A square image replaces it: the next request is a miss with the new shape.
+    assert_eq!(
+        put(&s, url, corpus_bytes("rgba_1200x1200.png")).await.0,
+        StatusCode::CREATED
+    );
+    let res = s.get("/o.jpg?w=200&fmt=png").await;
+    assert_eq!(res.headers()["x-cache"], "MISS");
+    let img = common::decode(&res.bytes().await.unwrap());
+    assert_eq!((img.width(), img.height()), (200, 200));
+}
+
+#[tokio::test]
+async fn presets_are_made_in_the_background() {
+    let s = server(
+        "[[preset]]\nname = \"thumb\"\nsize = \"150x150\"\nfit = \"cover\"\nformat = \"webp\"\n\
+         [[preset]]\nname = \"detail\"\nsize = \"500x700\"\nfit = \"inside\"\nformat = \"auto\"\n",
+    );
+    let p = presign(&s, json!({"content_type": "image/jpeg"})).await;
+    let key = p["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        put(&s, p["url"].as_str().unwrap(), corpus_bytes(PHOTO))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s
+        .metric("mediaedge_presets_total", &[("outcome", "ok")])
+        .await
+        < 3.0
+    {
+        assert!(Instant::now() < deadline, "presets were not made");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let transforms = s.metric("mediaedge_transforms_total", &[]).await;
+    for (query, accept) in [
+        ("w=150&h=150&fit=cover&fmt=webp", None),
+        ("w=150&h=150", Some("image/webp")),
+        ("w=500&h=700&fit=inside", Some("image/avif,image/webp,*/*")),
+        ("w=500&h=700&fit=inside", None),
+    ] {
+        let path = format!("/{key}?{query}");
+        let res = match accept {
+            Some(a) => s.get_with(&path, &[("accept", a)]).await,
+            None => s.get(&path).await,
+        };
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(res.headers()["x-cache"], "HIT", "{path} {accept:?}");
+    }
+    assert_eq!(
+        s.metric("mediaedge_transforms_total", &[]).await,
+        transforms,
+        "the viewers caused no transform"
+    );
+}
+
+#[tokio::test]
+async fn preset_failure_never_fails_the_upload() {
+    // One worker, no queue, slow AVIF presets: presets may be refused or
+    // still running, and every upload still succeeds.
+    let s = server(
+        "[transform]\nworkers = 1\nqueue = 0\n[[preset]]\nname = \"t\"\nsize = \"150x150\"\nformat = \"avif\"\n",
+    );
+    for _ in 0..3 {
+        let p = presign(&s, json!({"content_type": "image/png"})).await;
+        let (status, body) = put(
+            &s,
+            p["url"].as_str().unwrap(),
+            corpus_bytes("rgba_1200x1200.png"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+}
+
+/// A 25 MB upload is streamed: the server's peak RSS grows by far less than the body.
+#[tokio::test]
+async fn a_25_mb_upload_is_streamed() {
+    let s = server("");
+    let mut video = corpus_bytes("video_1280x720_5s.mp4");
+    video.resize(25 * 1024 * 1024, 0x42);
+    // Warm up allocator and code paths first, then measure the growth.
+    let warm = presign(&s, json!({"key": "warm.mp4"})).await;
+    assert_eq!(
+        put(
+            &s,
+            warm["url"].as_str().unwrap(),
+            corpus_bytes("video_1280x720_5s.mp4")
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    let before = s.peak_rss();
+    let p = presign(&s, json!({"key": "big.mp4"})).await;
+    let (status, body) = put(&s, p["url"].as_str().unwrap(), video.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let grew = s.peak_rss().saturating_sub(before);
+    eprintln!(
+        "peak RSS before {} MB, growth during a 25 MiB upload {:.1} MB",
+        before >> 20,
+        grew as f64 / 1048576.0
+    );
+    assert!(grew < 32 << 20, "RSS grew {grew} bytes");
+    assert_eq!(std::fs::read(s.data().join("big.mp4")).unwrap(), video);
+
+    // A 25 MB photo is checked by decoding it (at 1/8 scale) from memory: the
+    // body is still streamed to disk, the check reads it back once.
+    let mut photo = corpus_bytes(PHOTO);
+    photo.resize(25 * 1024 * 1024, 0); // bytes after the JPEG's end marker
+    let before = s.peak_rss();
+    let p = presign(&s, json!({"key": "big.jpg"})).await;
+    let (status, body) = put(&s, p["url"].as_str().unwrap(), photo).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let grew = s.peak_rss().saturating_sub(before);
+    eprintln!(
+        "growth during a 25 MiB photo upload {:.1} MB",
+        grew as f64 / 1048576.0
+    );
+    assert!(grew < 32 << 20, "RSS grew {grew} bytes");
+}
+
+#[tokio::test]
+async fn cli_presign_prints_a_working_url() {
+    let s = server("");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mediaedge"))
+        .args([
+            "presign",
+            "--key",
+            "cli/a.png",
+            "--content-type",
+            "image/png",
+            "--expires",
+            "10m",
+            "--base-url",
+            &s.base,
+        ])
+        .env("MEDIAEDGE_SIGNING_SECRET", SECRET)
+        .env_remove("MEDIAEDGE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(p["key"], "cli/a.png");
+    assert_eq!(p["method"], "PUT");
+    let (status, body) = put(
+        &s,
+        p["url"].as_str().unwrap(),
+        corpus_bytes("rgba_1200x1200.png"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(s.get("/cli/a.png").await.status(), StatusCode::OK);
+}
