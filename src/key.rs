@@ -93,6 +93,22 @@ impl ObjectKey {
         &self.path
     }
 
+    /// The key as a URL path without the leading `/`: each segment
+    /// percent-encoded (RFC 3986 unreserved characters kept), `/` kept.
+    /// Parsing it back with [`ObjectKey::from_request_path`] gives this key.
+    pub fn url_path(&self) -> String {
+        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        self.key
+            .split('/')
+            .map(|seg| percent_encoding::utf8_percent_encode(seg, SEGMENT).to_string())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
     /// Whether the key starts with `prefix` (a plain string prefix, as S3 lists).
     pub fn has_prefix(&self, prefix: &str) -> bool {
         self.key.starts_with(prefix)

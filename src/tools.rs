@@ -169,7 +169,7 @@ pub fn sign_url(
         .map_err(|e| e.to_string())?
         .as_secs()
         + ttl.as_secs();
-    let path_and_query = signed_path_and_query(&UrlSigner::new(secret), key.as_str(), &values, exp);
+    let path_and_query = signed_path_and_query(&UrlSigner::new(secret), &key, &values, exp);
     Ok(format!(
         "{}{path_and_query}",
         base_url.trim_end_matches('/')

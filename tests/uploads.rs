@@ -65,21 +65,7 @@ async fn raw(s: &Server, head: String, body: Vec<u8>) -> (u16, String) {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(20), rd.read_to_end(&mut buf)).await;
     drop(writer);
-    parse_response(&buf)
-}
-
-fn parse_response(buf: &[u8]) -> (u16, String) {
-    let text = String::from_utf8_lossy(buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    common::parse_response(&buf)
 }
 
 fn staged_files(s: &Server) -> usize {

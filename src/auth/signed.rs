@@ -22,6 +22,7 @@ use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::key::ObjectKey;
 use crate::variant::{self, PARAMS};
 
 /// Why a signed URL is refused (all answer 403; the reason goes to metrics).
@@ -116,20 +117,16 @@ pub fn canonical<S: AsRef<str>>(key: &str, params: &[Option<S>; 6], exp: u64) ->
     s
 }
 
-/// A signed URL's path and query for `key` (not percent-encoded: `key` and
-/// values are encoded here), as the CLI prints it.
+/// A signed URL's path and query for `key` (key and values are
+/// percent-encoded here), as the CLI prints it.
 pub fn signed_path_and_query(
     signer: &UrlSigner,
-    key: &str,
+    key: &ObjectKey,
     params: &[Option<Cow<'_, str>>; 6],
     exp: u64,
 ) -> String {
-    let sig = signer.sign(&canonical(key, params, exp));
-    let path: String = key
-        .split('/')
-        .map(|seg| percent_encoding::utf8_percent_encode(seg, SEGMENT).to_string())
-        .collect::<Vec<_>>()
-        .join("/");
+    let sig = signer.sign(&canonical(key.as_str(), params, exp));
+    let path = key.url_path();
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (name, value) in PARAMS.iter().zip(params) {
         if let Some(v) = value {
@@ -141,13 +138,6 @@ pub fn signed_path_and_query(
     format!("/{path}?{}", query.finish())
 }
 
-/// Characters escaped in a path segment (RFC 3986 `pchar` complement).
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,7 +146,8 @@ mod tests {
 
     fn url(key: &str, params: [Option<&str>; 6], exp: u64) -> String {
         let params = params.map(|p| p.map(Cow::Borrowed));
-        signed_path_and_query(&UrlSigner::new(SECRET), key, &params, exp)
+        let key = ObjectKey::parse(key).unwrap();
+        signed_path_and_query(&UrlSigner::new(SECRET), &key, &params, exp)
     }
 
     fn check(path_and_query: &str, now: u64) -> Result<(), SignatureFault> {

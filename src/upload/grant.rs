@@ -121,15 +121,9 @@ impl Grant {
 
     /// `/_/uploads/<key>?exp=&max_bytes=&type=&sig=` (to put after a base URL).
     pub fn path_and_query(&self, signer: &UrlSigner) -> String {
-        let path: Vec<String> = self
-            .key
-            .as_str()
-            .split('/')
-            .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
-            .collect();
         format!(
             "/_/uploads/{}?exp={}&max_bytes={}&type={}&sig={}",
-            path.join("/"),
+            self.key.url_path(),
             self.exp,
             self.max_bytes,
             self.class.as_str(),
@@ -188,13 +182,6 @@ pub fn random_key(ext: Option<&str>) -> Result<ObjectKey, String> {
     };
     ObjectKey::parse(&key).map_err(|e| e.to_string())
 }
-
-/// Characters escaped in a path segment.
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 #[cfg(test)]
 mod tests {
