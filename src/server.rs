@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Access;
 use crate::cache::{Cache, disk::DiskCache};
-use crate::config::{Config, StorageConfig};
+use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::pipeline::Pipeline;
 use crate::store::Store;
@@ -31,9 +31,7 @@ pub async fn build_state(
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> std::io::Result<AppState> {
     let access = Access::new(&config).await.map_err(std::io::Error::other)?;
-    let store = match &config.storage {
-        StorageConfig::Local { path } => Store::local(path)?,
-    };
+    let store = Store::open(&config.storage)?;
     let disk = config
         .cache
         .disk

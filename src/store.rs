@@ -16,8 +16,12 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::{
+    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart,
+};
 
+use crate::config::{Backend, StorageConfig};
 use crate::key::ObjectKey;
 use crate::media_type::{MediaType, SNIFF_LEN};
 use crate::metrics;
@@ -51,27 +55,87 @@ pub struct OriginalMeta {
     pub media: MediaType,
 }
 
-/// Where uploads are written before they are published: inside the data
-/// directory (same filesystem, so publishing is one atomic rename) under the
-/// reserved `_/` prefix, which no request can read (keys starting with `_/`
-/// are refused).
+/// Where uploads are written before they are published, on local storage:
+/// inside the data directory (same filesystem, so publishing is one atomic
+/// rename) under the reserved `_/` prefix, which no request can read (keys
+/// starting with `_/` are refused).
 const STAGING_DIR: &str = "_/uploads";
+
+/// Uploads to S3 go in parts of this size (S3's minimum is 5 MiB), two in
+/// flight, so a 25 MB upload holds at most ~10 MB in memory.
+const PART_SIZE: usize = 5 << 20;
 
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
-    root: PathBuf,
+    staging: Staging,
+    /// Longest one storage call may take, retries included.
+    timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Staging {
+    /// Staged files sit next to the data and are renamed into place.
+    Local { root: PathBuf },
+    /// Staged files sit in a private temporary directory and are sent to
+    /// the store in one `PUT` or a multipart upload (invisible to readers
+    /// until completed, so atomic as they see it).
+    Remote { dir: Arc<tempfile::TempDir> },
 }
 
 impl Store {
+    pub fn open(cfg: &StorageConfig) -> std::io::Result<Self> {
+        match &cfg.backend {
+            Backend::Local { path } => Self::local(path, cfg.timeout),
+            Backend::S3 {
+                bucket,
+                endpoint,
+                region,
+                path_style,
+            } => {
+                // Credentials and anything else from the standard AWS_* environment.
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_region(region)
+                    .with_virtual_hosted_style_request(!path_style)
+                    .with_retry(RetryConfig {
+                        max_retries: cfg.retries as usize,
+                        retry_timeout: cfg.timeout,
+                        ..Default::default()
+                    })
+                    .with_client_options(
+                        ClientOptions::new()
+                            .with_timeout(cfg.timeout)
+                            .with_connect_timeout(cfg.timeout.min(Duration::from_secs(2))),
+                    );
+                if let Some(e) = endpoint {
+                    b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+                }
+                let s3 = b.build().map_err(std::io::Error::other)?;
+                let dir = tempfile::Builder::new()
+                    .prefix("mediaedge-uploads-")
+                    .tempdir()?;
+                Ok(Self {
+                    inner: Arc::new(s3),
+                    staging: Staging::Remote { dir: Arc::new(dir) },
+                    // The retries and their backoff fit inside this.
+                    timeout: cfg.timeout * (cfg.retries + 1) + Duration::from_secs(1),
+                })
+            }
+        }
+    }
+
     /// Local directory, created if missing. Uploads left half-written by a
     /// previous process are deleted here.
-    pub fn local(path: &Path) -> std::io::Result<Self> {
+    pub fn local(path: &Path, timeout: Duration) -> std::io::Result<Self> {
         std::fs::create_dir_all(path)?;
         let fs = LocalFileSystem::new_with_prefix(path).map_err(std::io::Error::other)?;
         let store = Self {
             inner: Arc::new(fs),
-            root: path.to_path_buf(),
+            staging: Staging::Local {
+                root: path.to_path_buf(),
+            },
+            timeout,
         };
         let staging = store.staging_dir();
         if staging.exists() {
@@ -85,33 +149,81 @@ impl Store {
         Ok(store)
     }
 
-    /// A directory for files being uploaded (on the store's filesystem).
+    /// A directory for files being uploaded.
     pub fn staging_dir(&self) -> PathBuf {
-        self.root.join(STAGING_DIR)
+        match &self.staging {
+            Staging::Local { root } => root.join(STAGING_DIR),
+            Staging::Remote { dir } => dir.path().to_path_buf(),
+        }
     }
 
     /// Makes a complete, validated staged file the object `key`, atomically:
-    /// readers see the old object or the new one, never a part. The file is
-    /// flushed to disk first and the directory entry after.
+    /// readers see the old object or the new one, never a part.
     pub async fn publish(
         &self,
         key: &ObjectKey,
         staged: tempfile::TempPath,
     ) -> Result<(), StoreError> {
-        let dest = self.root.join(key.as_str());
-        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::File::open(&staged)?.sync_all()?;
-            let parent = dest.parent().unwrap_or(Path::new(".")).to_path_buf();
-            std::fs::create_dir_all(&parent)?;
-            // On failure the TempPath is dropped, which deletes the staged file.
-            staged.persist(&dest).map_err(|e| e.error)?;
-            std::fs::File::open(&parent)?.sync_all()
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))
-        .and_then(|r| r.map_err(|e| StoreError::Unavailable(e.to_string())));
+        let result = match &self.staging {
+            Staging::Local { root } => publish_local(root.join(key.as_str()), staged).await,
+            Staging::Remote { .. } => self.publish_remote(key, &staged).await,
+        };
         metrics::store_request("put", if result.is_ok() { "ok" } else { "error" });
         result
+    }
+
+    async fn publish_remote(&self, key: &ObjectKey, staged: &Path) -> Result<(), StoreError> {
+        use tokio::io::AsyncReadExt as _;
+        let io = |e: std::io::Error| StoreError::Unavailable(e.to_string());
+        let mut file = tokio::fs::File::open(staged).await.map_err(io)?;
+        let len = file.metadata().await.map_err(io)?.len();
+        if len <= PART_SIZE as u64 {
+            let mut buf = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut buf).await.map_err(io)?;
+            let put = self.inner.put(key.store_path(), buf.into());
+            return self.timed("put", put).await.map(|_| ());
+        }
+        let upload = self
+            .timed("put", self.inner.put_multipart(key.store_path()))
+            .await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match file.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(io(e));
+                }
+            };
+            if let Err(e) = self.timed("put", writer.wait_for_capacity(2)).await {
+                let _ = writer.abort().await;
+                return Err(e);
+            }
+            writer.write(&buf[..n]);
+        }
+        self.timed("put", writer.finish()).await.map(|_| ())
+    }
+
+    /// Runs one storage call under the storage timeout.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = object_store::Result<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(r) => r.map_err(|e| classify(op, e)),
+            Err(_) => {
+                metrics::store_request(op, "timeout");
+                tracing::warn!(
+                    op,
+                    timeout_ms = self.timeout.as_millis() as u64,
+                    "storage request timed out"
+                );
+                Err(StoreError::Timeout)
+            }
+        }
     }
 
     /// Removes `key`; `Ok(false)` when there was nothing to remove.
@@ -121,15 +233,13 @@ impl Store {
             Err(e) => return Err(e),
             Ok(_) => {}
         }
-        match self.inner.delete(key.store_path()).await {
+        match self.timed("delete", self.inner.delete(key.store_path())).await {
             Ok(()) => {
                 metrics::store_request("delete", "ok");
                 Ok(true)
             }
-            Err(e) => match classify("delete", e) {
-                StoreError::NotFound => Ok(false),
-                other => Err(other),
-            },
+            Err(StoreError::NotFound) => Ok(false),
+            Err(other) => Err(other),
         }
     }
 
@@ -138,11 +248,7 @@ impl Store {
             head: true,
             ..Default::default()
         };
-        let res = self
-            .inner
-            .get_opts(key.store_path(), opts)
-            .await
-            .map_err(|e| classify("head", e))?;
+        let res = self.timed("head", self.inner.get_opts(key.store_path(), opts)).await?;
         metrics::store_request("head", "ok");
         let meta = res.meta;
         let store_etag = meta.e_tag.clone();
@@ -155,12 +261,8 @@ impl Store {
                 if_match: store_etag.clone(),
                 ..Default::default()
             };
-            let res = self
-                .inner
-                .get_opts(key.store_path(), opts)
-                .await
-                .map_err(|e| classify("sniff", e))?;
-            let head = res.bytes().await.map_err(|e| classify("sniff", e))?;
+            let res = self.timed("sniff", self.inner.get_opts(key.store_path(), opts)).await?;
+            let head = self.timed("sniff", res.bytes()).await?;
             metrics::store_request("sniff", "ok");
             head
         };
@@ -189,12 +291,8 @@ impl Store {
         if meta.size > max_bytes {
             return Err(StoreError::TooLarge(max_bytes));
         }
-        let res = self
-            .inner
-            .get_opts(key.store_path(), self.read_opts(meta, None))
-            .await
-            .map_err(|e| classify("get", e))?;
-        let bytes = res.bytes().await.map_err(|e| classify("get", e))?;
+        let res = self.timed("get", self.inner.get_opts(key.store_path(), self.read_opts(meta, None))).await?;
+        let bytes = self.timed("get", res.bytes()).await?;
         metrics::store_request("get", "ok");
         Ok(bytes)
     }
@@ -206,11 +304,7 @@ impl Store {
         meta: &OriginalMeta,
         range: Option<Range<u64>>,
     ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, StoreError> {
-        let res = self
-            .inner
-            .get_opts(key.store_path(), self.read_opts(meta, range))
-            .await
-            .map_err(|e| classify("stream", e))?;
+        let res = self.timed("stream", self.inner.get_opts(key.store_path(), self.read_opts(meta, range))).await?;
         metrics::store_request("stream", "ok");
         Ok(res.into_stream().map_err(std::io::Error::other).boxed())
     }
@@ -222,6 +316,21 @@ impl Store {
             ..Default::default()
         }
     }
+}
+
+/// fsync the staged file, rename it over the destination, fsync the directory.
+async fn publish_local(dest: PathBuf, staged: tempfile::TempPath) -> Result<(), StoreError> {
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        std::fs::File::open(&staged)?.sync_all()?;
+        let parent = dest.parent().unwrap_or(Path::new(".")).to_path_buf();
+        std::fs::create_dir_all(&parent)?;
+        // On failure the TempPath is dropped, which deletes the staged file.
+        staged.persist(&dest).map_err(|e| e.error)?;
+        std::fs::File::open(&parent)?.sync_all()
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable(e.to_string()))
+    .and_then(|r| r.map_err(|e| StoreError::Unavailable(e.to_string())))
 }
 
 /// A strong ETag from the store's tag (unquoted, `W/` dropped), or from size
@@ -296,7 +405,7 @@ mod tests {
     #[tokio::test]
     async fn head_sniffs_and_reads_detect_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::local(&dir.path().join("data")).unwrap();
+        let store = Store::local(&dir.path().join("data"), Duration::from_secs(5)).unwrap();
         std::fs::write(
             dir.path().join("data/x.bin"),
             b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",

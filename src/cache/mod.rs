@@ -320,6 +320,7 @@ mod tests {
     fn cfg() -> CacheConfig {
         CacheConfig {
             memory_bytes: 1 << 20,
+            shared: false,
             disk: None,
             revalidate: Duration::from_secs(60),
             stale_if_error: Duration::from_secs(0),

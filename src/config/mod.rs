@@ -69,6 +69,12 @@ impl Default for RawServer {
 pub struct RawStorage {
     pub kind: String,
     pub path: PathBuf,
+    pub bucket: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    pub timeout_secs: f64,
+    pub retries: u32,
 }
 
 impl Default for RawStorage {
@@ -76,6 +82,12 @@ impl Default for RawStorage {
         Self {
             kind: "local".into(),
             path: PathBuf::from("./data"),
+            bucket: None,
+            endpoint: None,
+            region: None,
+            path_style: false,
+            timeout_secs: 10.0,
+            retries: 2,
         }
     }
 }
@@ -157,13 +169,36 @@ pub struct ServerConfig {
 }
 
 #[derive(Debug, Clone)]
-pub enum StorageConfig {
-    Local { path: PathBuf },
+pub struct StorageConfig {
+    pub backend: Backend,
+    /// Longest a storage request may take (then 504, or stale content).
+    pub timeout: Duration,
+    /// Retries of a failed storage request (S3: with exponential backoff).
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Local {
+        path: PathBuf,
+    },
+    /// Any S3-compatible store; credentials from the standard AWS
+    /// environment variables (or the web-identity / instance chain).
+    S3 {
+        bucket: String,
+        /// `None`: AWS itself.
+        endpoint: Option<String>,
+        region: String,
+        path_style: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
     pub memory_bytes: u64,
+    /// Derivatives are also written to the store (under `_/derivatives/`),
+    /// so a node's miss can be another node's earlier work.
+    pub shared: bool,
     pub disk: Option<DiskCacheConfig>,
     pub revalidate: Duration,
     pub stale_if_error: Duration,
@@ -316,20 +351,54 @@ fn validate_server(raw: &RawServer) -> Result<ServerConfig, ConfigError> {
 }
 
 fn validate_storage(raw: &RawStorage) -> Result<StorageConfig, ConfigError> {
-    match raw.kind.as_str() {
+    let backend = match raw.kind.as_str() {
         "local" => {
             if raw.path.as_os_str().is_empty() {
                 return Err(ConfigError::key("storage.path", "must not be empty"));
             }
-            Ok(StorageConfig::Local {
+            Backend::Local {
                 path: raw.path.clone(),
-            })
+            }
         }
-        other => Err(ConfigError::key(
-            "storage.kind",
-            format!("'{other}' is not supported (expected \"local\")"),
-        )),
+        "s3" => {
+            let bucket = raw
+                .bucket
+                .clone()
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| ConfigError::key("storage.bucket", "needed with kind = \"s3\""))?;
+            if let Some(e) = &raw.endpoint
+                && !(e.starts_with("http://") || e.starts_with("https://"))
+            {
+                return Err(ConfigError::key(
+                    "storage.endpoint",
+                    format!("'{e}' is not an http(s) URL"),
+                ));
+            }
+            Backend::S3 {
+                bucket,
+                endpoint: raw.endpoint.clone(),
+                region: raw.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                path_style: raw.path_style,
+            }
+        }
+        other => {
+            return Err(ConfigError::key(
+                "storage.kind",
+                format!("'{other}' is not supported (expected \"local\" or \"s3\")"),
+            ));
+        }
+    };
+    if !(raw.timeout_secs.is_finite() && raw.timeout_secs > 0.0 && raw.timeout_secs <= 600.0) {
+        return Err(ConfigError::key(
+            "storage.timeout_secs",
+            format!("must be more than 0 and at most 600 (got {})", raw.timeout_secs),
+        ));
     }
+    Ok(StorageConfig {
+        backend,
+        timeout: Duration::from_secs_f64(raw.timeout_secs),
+        retries: in_range("storage.retries", raw.retries as u64, 0, 10)? as u32,
+    })
 }
 
 fn validate_cache(raw: &RawCache) -> Result<CacheConfig, ConfigError> {
@@ -347,14 +416,9 @@ fn validate_cache(raw: &RawCache) -> Result<CacheConfig, ConfigError> {
             max_bytes: in_range("cache.disk_mb", raw.disk_mb, 1, 1 << 30)? * 1024 * 1024,
         }),
     };
-    if raw.shared {
-        return Err(ConfigError::key(
-            "cache.shared",
-            "needs storage.kind = \"s3\" (not supported yet)",
-        ));
-    }
     Ok(CacheConfig {
         memory_bytes: memory_mb * 1024 * 1024,
+        shared: raw.shared,
         disk,
         revalidate: Duration::from_secs(in_range(
             "cache.revalidate_secs",
@@ -506,7 +570,9 @@ mod tests {
     fn embedded_default() {
         let c = Config::embedded_default().unwrap();
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
-        let StorageConfig::Local { path } = &c.storage;
+        let Backend::Local { path } = &c.storage.backend else {
+            panic!("not local")
+        };
         assert_eq!(path, Path::new("./data"));
         assert!(c.cache.disk.is_none());
         assert_eq!(c.cache.memory_bytes, 256 << 20);
@@ -656,7 +722,9 @@ max_bytes = 1000
             .validate(&o, &|_| None)
             .unwrap();
         assert_eq!(c.server.listen.port(), 0);
-        let StorageConfig::Local { path } = &c.storage;
+        let Backend::Local { path } = &c.storage.backend else {
+            panic!("not local")
+        };
         assert_eq!(path, Path::new("/tmp/x"));
     }
 
