@@ -8,8 +8,19 @@ source scripts/deps.sh
 # Test-only tools: openssl makes the JWT keys exactly as the README does,
 # python3 is an independent HMAC signer, chromium plays the private video
 # (with its recommended packages, as a desktop install would have them).
-apt_install openssl python3
+apt_install openssl python3 python3-venv curl
 APT_RECOMMENDS=1 apt_install chromium
+
+# Real S3-compatible servers the tests start: moto (behaviour) in a venv,
+# s3s-fs 0.14.1 (verifies signatures) built from crates.io. Both under
+# target/, reused when present.
+if [ ! -x target/test-venv/bin/moto_server ]; then
+    python3 -m venv target/test-venv
+    target/test-venv/bin/pip install --quiet 'moto[server]'
+fi
+if [ ! -x target/test-tools/bin/s3s-fs ]; then
+    cargo install --locked --quiet --root target/test-tools s3s-fs --version 0.14.1 --features binary
+fi
 
 if [ ! -d ../shared/corpus ]; then
     echo "missing ../shared/corpus (the test images); see README" >&2

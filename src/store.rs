@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::local::LocalFileSystem;
 use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
 use object_store::{
     ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart,
 };
@@ -233,7 +233,10 @@ impl Store {
             Err(e) => return Err(e),
             Ok(_) => {}
         }
-        match self.timed("delete", self.inner.delete(key.store_path())).await {
+        match self
+            .timed("delete", self.inner.delete(key.store_path()))
+            .await
+        {
             Ok(()) => {
                 metrics::store_request("delete", "ok");
                 Ok(true)
@@ -248,7 +251,9 @@ impl Store {
             head: true,
             ..Default::default()
         };
-        let res = self.timed("head", self.inner.get_opts(key.store_path(), opts)).await?;
+        let res = self
+            .timed("head", self.inner.get_opts(key.store_path(), opts))
+            .await?;
         metrics::store_request("head", "ok");
         let meta = res.meta;
         let store_etag = meta.e_tag.clone();
@@ -261,7 +266,9 @@ impl Store {
                 if_match: store_etag.clone(),
                 ..Default::default()
             };
-            let res = self.timed("sniff", self.inner.get_opts(key.store_path(), opts)).await?;
+            let res = self
+                .timed("sniff", self.inner.get_opts(key.store_path(), opts))
+                .await?;
             let head = self.timed("sniff", res.bytes()).await?;
             metrics::store_request("sniff", "ok");
             head
@@ -291,7 +298,13 @@ impl Store {
         if meta.size > max_bytes {
             return Err(StoreError::TooLarge(max_bytes));
         }
-        let res = self.timed("get", self.inner.get_opts(key.store_path(), self.read_opts(meta, None))).await?;
+        let res = self
+            .timed(
+                "get",
+                self.inner
+                    .get_opts(key.store_path(), self.read_opts(meta, None)),
+            )
+            .await?;
         let bytes = self.timed("get", res.bytes()).await?;
         metrics::store_request("get", "ok");
         Ok(bytes)
@@ -304,7 +317,13 @@ impl Store {
         meta: &OriginalMeta,
         range: Option<Range<u64>>,
     ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, StoreError> {
-        let res = self.timed("stream", self.inner.get_opts(key.store_path(), self.read_opts(meta, range))).await?;
+        let res = self
+            .timed(
+                "stream",
+                self.inner
+                    .get_opts(key.store_path(), self.read_opts(meta, range)),
+            )
+            .await?;
         metrics::store_request("stream", "ok");
         Ok(res.into_stream().map_err(std::io::Error::other).boxed())
     }

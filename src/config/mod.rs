@@ -391,7 +391,10 @@ fn validate_storage(raw: &RawStorage) -> Result<StorageConfig, ConfigError> {
     if !(raw.timeout_secs.is_finite() && raw.timeout_secs > 0.0 && raw.timeout_secs <= 600.0) {
         return Err(ConfigError::key(
             "storage.timeout_secs",
-            format!("must be more than 0 and at most 600 (got {})", raw.timeout_secs),
+            format!(
+                "must be more than 0 and at most 600 (got {})",
+                raw.timeout_secs
+            ),
         ));
     }
     Ok(StorageConfig {

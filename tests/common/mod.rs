@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod images;
+pub mod s3;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub struct Builder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     dir: Option<tempfile::TempDir>,
+    /// `[storage]` for an S3 server (then no `--data` flag is passed).
+    storage: Option<String>,
 }
 
 impl Builder {
@@ -52,6 +55,15 @@ impl Builder {
         self
     }
 
+    /// Originals in this S3 server instead of the local data directory.
+    pub fn s3(mut self, server: &s3::S3Server) -> Self {
+        self.storage = Some(server.storage_config());
+        for (k, v) in server.env() {
+            self.env.push((k.to_owned(), v.to_owned()));
+        }
+        self
+    }
+
     /// Reuse a directory (data, cache, config) from a previous server.
     pub fn dir(mut self, dir: tempfile::TempDir) -> Self {
         self.dir = Some(dir);
@@ -62,16 +74,21 @@ impl Builder {
         let dir = self.dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let config = dir.path().join("mediaedge.toml");
-        std::fs::write(&config, &self.config).unwrap();
+        let text = match &self.storage {
+            Some(storage) => format!("{storage}\n{}", self.config),
+            None => self.config.clone(),
+        };
+        std::fs::write(&config, text).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediaedge"));
         cmd.arg("serve")
             .arg("--config")
             .arg(&config)
             .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data")
-            .arg(dir.path().join("data"))
-            .args(&self.args)
+            .arg("127.0.0.1:0");
+        if self.storage.is_none() {
+            cmd.arg("--data").arg(dir.path().join("data"));
+        }
+        cmd.args(&self.args)
             .current_dir(dir.path())
             .env("RUST_LOG", "info")
             .env_remove("MEDIAEDGE_ADMIN_KEY")
@@ -133,6 +150,7 @@ impl Server {
             args: Vec::new(),
             env: Vec::new(),
             dir: None,
+            storage: None,
         }
     }
 
