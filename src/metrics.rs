@@ -26,6 +26,7 @@ pub const UPLOADS: &str = "mediaedge_uploads_total";
 pub const UPLOAD_BYTES: &str = "mediaedge_upload_bytes_total";
 pub const PRESETS: &str = "mediaedge_presets_total";
 pub const ADMIN_OPS: &str = "mediaedge_admin_operations_total";
+pub const STALE_SERVED: &str = "mediaedge_stale_served_total";
 
 /// Access checks take microseconds; the request buckets would lump them all together.
 const AUTH_BUCKETS: &[f64] = &[
@@ -86,6 +87,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_counter!(UPLOAD_BYTES, "Bytes of published uploads");
     describe_counter!(PRESETS, "Preset variants made after uploads, by outcome");
     describe_counter!(ADMIN_OPS, "Admin API calls by operation and status");
+    describe_counter!(
+        STALE_SERVED,
+        "Requests answered from cache while the store was failing (X-Cache: STALE)"
+    );
     Ok(handle)
 }
 
@@ -153,6 +158,10 @@ pub fn upload_bytes(bytes: u64) {
 
 pub fn preset_made(outcome: &'static str) {
     counter!(PRESETS, "outcome" => outcome).increment(1);
+}
+
+pub fn stale_served() {
+    counter!(STALE_SERVED).increment(1);
 }
 
 pub fn admin_op(op: &'static str, status: u16) {

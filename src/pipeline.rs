@@ -68,17 +68,17 @@ impl Pipeline {
 
     /// The original's metadata, from cache while it is trusted, else the store.
     pub async fn meta(&self, key: &ObjectKey) -> Result<(Arc<OriginalMeta>, CacheStatus), Error> {
-        let (store, k) = (self.inner.store.clone(), key.clone());
+        let store = &self.inner.store;
         self.inner
             .cache
             .meta(
                 key,
-                async move { store.head(&k).await.map_err(Error::from) },
+                async { store.head(key).await.map_err(Error::from) },
+                |old| async move { store.revalidate(key, &old).await.map_err(Error::from) },
             )
             .await
     }
 
-    /// Forgets what we know about `key` after the store said it changed.
     pub async fn forget(&self, key: &ObjectKey) {
         self.inner.cache.purge(&Purge::Key(key.clone())).await;
     }

@@ -288,6 +288,39 @@ impl Store {
         })
     }
 
+    /// Whether `old` still describes `key`: a conditional `HEAD`
+    /// (`If-None-Match`), `Ok(None)` when unchanged. A store that ignores the
+    /// condition but answers with the same ETag counts as unchanged too.
+    pub async fn revalidate(
+        &self,
+        key: &ObjectKey,
+        old: &OriginalMeta,
+    ) -> Result<Option<OriginalMeta>, StoreError> {
+        let opts = GetOptions {
+            head: true,
+            if_none_match: old.store_etag.clone(),
+            ..Default::default()
+        };
+        let call = self.inner.get_opts(key.store_path(), opts);
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Err(object_store::Error::NotModified { .. })) => {
+                metrics::store_request("revalidate", "not_modified");
+                return Ok(None);
+            }
+            Ok(Ok(res)) if res.meta.e_tag.is_some() && res.meta.e_tag == old.store_etag => {
+                metrics::store_request("revalidate", "not_modified");
+                return Ok(None);
+            }
+            Ok(Ok(_)) => metrics::store_request("revalidate", "changed"),
+            Ok(Err(e)) => return Err(classify("revalidate", e)),
+            Err(_) => {
+                metrics::store_request("revalidate", "timeout");
+                return Err(StoreError::Timeout);
+            }
+        }
+        self.head(key).await.map(Some)
+    }
+
     /// The whole object in memory, refused above `max_bytes`.
     pub async fn read_all(
         &self,

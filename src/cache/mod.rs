@@ -1,4 +1,6 @@
-//! Caches, all bounded: originals' metadata (trusted for `revalidate_secs`),
+//! Caches, all bounded: originals' metadata (trusted for `revalidate_secs`,
+//! then revalidated with a conditional request, and served stale for
+//! `stale_if_error_secs` when the store fails),
 //! original bytes and derivatives in memory (moka, weighed in bytes), and
 //! derivatives on disk ([`disk::DiskCache`]).
 //!
@@ -10,17 +12,18 @@ pub mod disk;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use moka::future::Cache as Moka;
+use moka::ops::compute::CompResult;
 
 use crate::config::CacheConfig;
 use crate::error::Error;
 use crate::key::ObjectKey;
 use crate::media_type::MediaType;
 use crate::metrics;
-use crate::store::OriginalMeta;
+use crate::store::{OriginalMeta, StoreError};
 
 /// Per-entry bookkeeping counted on top of the body bytes.
 const ENTRY_OVERHEAD: usize = 256;
@@ -35,6 +38,15 @@ pub enum CacheStatus {
 }
 
 impl CacheStatus {
+    /// A hit served while the original's metadata could not be confirmed
+    /// (the store is failing) is stale.
+    pub fn or_stale(self, meta: CacheStatus) -> CacheStatus {
+        match (self, meta) {
+            (CacheStatus::Hit, CacheStatus::Stale) => CacheStatus::Stale,
+            (s, _) => s,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CacheStatus::Hit => "HIT",
@@ -118,11 +130,28 @@ pub struct PurgeCounts {
 
 #[derive(Clone)]
 pub struct Cache {
-    meta: Moka<ObjectKey, Arc<OriginalMeta>>,
+    meta: Moka<ObjectKey, MetaEntry>,
     originals: Moka<(ObjectKey, Arc<str>), Bytes>,
     derivatives: Moka<DerivativeKey, Derivative>,
     disk: Option<disk::DiskCache>,
     revalidate: Duration,
+    stale_if_error: Duration,
+}
+
+/// An original's metadata and when the store last confirmed it.
+#[derive(Clone)]
+struct MetaEntry {
+    meta: Arc<OriginalMeta>,
+    checked: Instant,
+}
+
+impl MetaEntry {
+    fn new(meta: Arc<OriginalMeta>) -> Self {
+        Self {
+            meta,
+            checked: Instant::now(),
+        }
+    }
 }
 
 impl Cache {
@@ -133,7 +162,8 @@ impl Cache {
         Self {
             meta: Moka::builder()
                 .max_capacity(META_ENTRIES)
-                .time_to_live(cfg.revalidate.max(Duration::from_millis(1)))
+                // Past this an entry is of no use, not even as stale.
+                .time_to_live((cfg.revalidate + cfg.stale_if_error).max(Duration::from_millis(1)))
                 .build(),
             originals: Moka::builder()
                 .max_capacity(originals_bytes)
@@ -149,6 +179,7 @@ impl Cache {
                 .build(),
             disk,
             revalidate: cfg.revalidate,
+            stale_if_error: cfg.stale_if_error,
         }
     }
 
@@ -177,29 +208,88 @@ impl Cache {
 
     /// Metadata of an original, fetched by `fill` at most once per key at a
     /// time; the status says whether it came from the cache.
-    pub async fn meta<F>(
+    /// An original's metadata: from memory while younger than
+    /// `revalidate_secs`; then `revalidate(old)` asks the store whether it
+    /// changed (`Ok(None)`: no, the entry is trusted again); on a miss `fill`
+    /// reads it. When the store fails, an entry younger than
+    /// `revalidate_secs + stale_if_error_secs` is served as `Stale`.
+    /// Fills and revalidations of one key run one at a time (moka's per-key
+    /// compute lock): concurrent requests wait for the one store call.
+    pub async fn meta<F, R, RF>(
         &self,
         key: &ObjectKey,
         fill: F,
+        revalidate: R,
     ) -> Result<(Arc<OriginalMeta>, CacheStatus), Error>
     where
-        F: Future<Output = Result<OriginalMeta, Error>> + Send + 'static,
+        F: Future<Output = Result<OriginalMeta, Error>>,
+        R: FnOnce(Arc<OriginalMeta>) -> RF,
+        RF: Future<Output = Result<Option<OriginalMeta>, Error>>,
     {
-        if self.revalidate.is_zero() {
-            return fill.await.map(|m| (Arc::new(m), CacheStatus::Miss));
+        if let Some(e) = self.meta.get(key).await
+            && e.checked.elapsed() < self.revalidate
+        {
+            return Ok((e.meta, CacheStatus::Hit));
         }
-        let entry = self
+        let (fresh_for, usable_for) = (self.revalidate, self.revalidate + self.stale_if_error);
+        let mut status = CacheStatus::Miss;
+        let mut gone = None;
+        let result = self
             .meta
             .entry(key.clone())
-            .or_try_insert_with(async move { fill.await.map(Arc::new) })
-            .await
-            .map_err(|e: Arc<Error>| (*e).clone())?;
-        let status = if entry.is_fresh() {
-            CacheStatus::Miss
-        } else {
-            CacheStatus::Hit
+            .and_try_compute_with(|existing| {
+                let (status, gone) = (&mut status, &mut gone);
+                async move {
+                    use moka::ops::compute::Op;
+                    let Some(existing) = existing.map(|e| e.into_value()) else {
+                        *status = CacheStatus::Miss;
+                        return fill.await.map(|m| Op::Put(MetaEntry::new(Arc::new(m))));
+                    };
+                    if existing.checked.elapsed() < fresh_for {
+                        // Another request revalidated it while we waited.
+                        *status = CacheStatus::Hit;
+                        return Ok(Op::Nop);
+                    }
+                    match revalidate(existing.meta.clone()).await {
+                        Ok(None) => {
+                            *status = CacheStatus::Hit;
+                            Ok(Op::Put(MetaEntry::new(existing.meta)))
+                        }
+                        Ok(Some(changed)) => {
+                            *status = CacheStatus::Miss;
+                            Ok(Op::Put(MetaEntry::new(Arc::new(changed))))
+                        }
+                        Err(e @ Error::Store(StoreError::NotFound)) => {
+                            *gone = Some(e);
+                            Ok(Op::Remove)
+                        }
+                        Err(Error::Store(StoreError::Unavailable(_) | StoreError::Timeout))
+                            if existing.checked.elapsed() < usable_for =>
+                        {
+                            *status = CacheStatus::Stale;
+                            Ok(Op::Nop)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await;
+        if let Some(e) = gone {
+            return Err(e);
+        }
+        let entry = match result {
+            Ok(
+                CompResult::Inserted(e) | CompResult::ReplacedWith(e) | CompResult::Unchanged(e),
+            ) => e,
+            Ok(CompResult::Removed(_) | CompResult::StillNone(_)) => {
+                return Err(StoreError::NotFound.into());
+            }
+            Err(e) => return Err(e),
         };
-        Ok((entry.into_value(), status))
+        if status == CacheStatus::Stale {
+            metrics::stale_served();
+        }
+        Ok((entry.into_value().meta, status))
     }
 
     /// Original bytes by key and ETag; `fill` reads the store once per miss.

@@ -118,6 +118,7 @@ async fn original(
         return Ok(rep.answer(range, Body::empty(), meta_status));
     }
     let (body, status) = app.pipeline.original(key, &meta, range.clone()).await?;
+    let status = status.or_stale(meta_status);
     info.cache = Some(status);
     let body = match body {
         OriginalBody::Bytes(b) => Body::from(b),
@@ -135,8 +136,9 @@ async fn derivative(
     cache_control: &HeaderValue,
     info: &mut RequestInfo,
 ) -> Result<Response, Error> {
-    let (meta, _) = app.pipeline.meta(key).await?;
+    let (meta, meta_status) = app.pipeline.meta(key).await?;
     let (d, status) = app.pipeline.derivative(key, &meta, variant).await?;
+    let status = status.or_stale(meta_status);
     info.cache = Some(status);
     let rep = Representation {
         cache_control,
