@@ -402,6 +402,8 @@ fn classify(op: &'static str, e: object_store::Error) -> StoreError {
             StoreError::NotFound
         }
         object_store::Error::Precondition { .. } => StoreError::Changed,
+        // The HTTP client's own timeout (S3): a slow store, not a broken one.
+        other if is_timeout(&other) => StoreError::Timeout,
         // A directory, or a name the filesystem cannot hold, is not an object.
         other
             if matches!(
@@ -420,6 +422,7 @@ fn classify(op: &'static str, e: object_store::Error) -> StoreError {
     let result = match &err {
         StoreError::NotFound => "not_found",
         StoreError::Changed => "changed",
+        StoreError::Timeout => "timeout",
         _ => "error",
     };
     metrics::store_request(op, result);
@@ -427,6 +430,25 @@ fn classify(op: &'static str, e: object_store::Error) -> StoreError {
         tracing::warn!(op, error = %msg, "storage request failed");
     }
     err
+}
+
+/// Whether a storage error was a request timing out.
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(http) = err.downcast_ref::<object_store::client::HttpError>()
+            && http.kind() == object_store::client::HttpErrorKind::Timeout
+        {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// The kind of the first `io::Error` in an error's source chain.

@@ -64,6 +64,12 @@ impl Builder {
         self
     }
 
+    /// The config has its own `[storage]`: no `--data` flag.
+    pub fn own_storage(mut self) -> Self {
+        self.storage = Some(String::new());
+        self
+    }
+
     /// Reuse a directory (data, cache, config) from a previous server.
     pub fn dir(mut self, dir: tempfile::TempDir) -> Self {
         self.dir = Some(dir);

@@ -1,0 +1,246 @@
+//! SPEC "Scale-out": stateless nodes on one S3-compatible store,
+//! revalidation by conditional request, and store failures (stale-if-error,
+//! quick 502/504, recovery by itself).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::s3::{Kind, S3Server};
+use common::{Server, corpus_bytes};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin-key-for-tests-0123456789";
+const SECRET: &str = "signing-secret-for-tests-0123456789";
+const PHOTO: &str = "photo_4032x3024_orient1.jpg";
+
+fn node(s3: &S3Server, config: &str) -> Server {
+    Server::builder()
+        .s3(s3)
+        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
+        .env("MEDIAEDGE_SIGNING_SECRET", SECRET)
+        .config(config)
+        .start()
+}
+
+async fn upload(s: &Server, key: &str, bytes: Vec<u8>) {
+    let p: Value = s
+        .client
+        .post(s.url("/_/uploads"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"key": key}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = s
+        .client
+        .put(p["url"].as_str().unwrap())
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+/// Polls `path` on `s` until `done(status, body)`, for at most `within`.
+async fn until(
+    s: &Server,
+    path: &str,
+    within: Duration,
+    done: impl Fn(StatusCode, &[u8]) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let res = s.get(path).await;
+        let status = res.status();
+        let body = res.bytes().await.unwrap();
+        if done(status, &body) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{path} did not change within {within:?} (last {status})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_store() {
+    let s3 = S3Server::start(Kind::Moto);
+    let config = "[cache]\nrevalidate_secs = 1\n";
+    let a = node(&s3, config);
+    let b = node(&s3, config);
+    let photo = corpus_bytes(PHOTO);
+
+    // Uploaded through A, served by B (original and derivative).
+    upload(&a, "u/photo.jpg", photo.clone()).await;
+    assert_eq!(b.get("/u/photo.jpg").await.bytes().await.unwrap(), photo);
+    let res = b.get("/u/photo.jpg?w=150&h=150").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        b.get("/u/photo.jpg?w=150&h=150").await.headers()["x-cache"],
+        "HIT"
+    );
+
+    // Overwritten through A: B serves the new bytes within the revalidation interval.
+    let png = corpus_bytes("rgba_1200x1200.png");
+    upload(&a, "u/photo.jpg", png.clone()).await;
+    let took = until(&b, "/u/photo.jpg", Duration::from_secs(3), |_, body| {
+        body == png.as_slice()
+    })
+    .await;
+    assert!(took <= Duration::from_millis(1500), "took {took:?}");
+    let res = b.get("/u/photo.jpg?w=150&h=150&fmt=png").await;
+    let img = common::decode(&res.bytes().await.unwrap());
+    assert_eq!((img.width(), img.height()), (150, 150));
+
+    // Deleted through A: gone from B within the interval too.
+    let res = a
+        .client
+        .delete(a.url("/_/objects/u/photo.jpg"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        a.get("/u/photo.jpg?w=150&h=150").await.status(),
+        StatusCode::NOT_FOUND,
+        "A at once"
+    );
+    let took = until(
+        &b,
+        "/u/photo.jpg?w=150&h=150",
+        Duration::from_secs(3),
+        |s, _| s == StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert!(took <= Duration::from_millis(1500), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revalidation_is_a_conditional_request() {
+    let s3 = S3Server::start(Kind::Moto);
+    s3.put("r.jpg", corpus_bytes(PHOTO)).await;
+    let s = node(&s3, "[cache]\nrevalidate_secs = 1\n");
+    assert_eq!(s.get("/r.jpg?w=100").await.headers()["x-cache"], "MISS");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let res = s.get("/r.jpg?w=100").await;
+    assert_eq!(res.headers()["x-cache"], "HIT");
+    let not_modified = s
+        .metric(
+            "mediaedge_store_requests_total",
+            &[("op", "revalidate"), ("result", "not_modified")],
+        )
+        .await;
+    assert_eq!(not_modified, 1.0);
+    assert_eq!(
+        s.metric("mediaedge_store_requests_total", &[("op", "sniff")])
+            .await,
+        1.0,
+        "no second sniff"
+    );
+    // Replaced behind the node's back: never served stale after the interval.
+    s3.put("r.jpg", corpus_bytes("rgba_1200x1200.png")).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let res = s.get("/r.jpg?w=100&fmt=png").await;
+    let img = common::decode(&res.bytes().await.unwrap());
+    assert_eq!((img.width(), img.height()), (100, 100));
+    assert_eq!(
+        s.metric(
+            "mediaedge_store_requests_total",
+            &[("op", "revalidate"), ("result", "changed")]
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_down_serves_stale_then_recovers() {
+    let s3 = S3Server::start(Kind::S3sFs);
+    s3.put("p.jpg", corpus_bytes(PHOTO)).await;
+    s3.put("cold.jpg", corpus_bytes(PHOTO)).await;
+    let s = node(
+        &s3,
+        "[cache]\nrevalidate_secs = 1\nstale_if_error_secs = 60\n",
+    );
+    assert_eq!(s.get("/p.jpg?w=150&h=150").await.status(), StatusCode::OK);
+    assert_eq!(s.get("/p.jpg").await.status(), StatusCode::OK);
+
+    // The store goes away.
+    let port = s3.port;
+    let root = s3.stop();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for path in ["/p.jpg?w=150&h=150", "/p.jpg"] {
+        let res = s.get(path).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(res.headers()["x-cache"], "STALE", "{path}");
+    }
+    // Not cached: a quick 502/504 with a one-line body, no hang.
+    let started = Instant::now();
+    let res = s.get("/cold.jpg").await;
+    assert!(
+        matches!(
+            res.status(),
+            StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT
+        ),
+        "{}",
+        res.status()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    let body = res.text().await.unwrap();
+    assert!(!body.is_empty() && !body.contains('\n'));
+    assert!(s.metric("mediaedge_stale_served_total", &[]).await >= 2.0);
+
+    // The store comes back: normal service resumes by itself.
+    let s3 = S3Server::start_on(Kind::S3sFs, port, root);
+    let took = until(&s, "/cold.jpg", Duration::from_secs(5), |st, _| {
+        st == StatusCode::OK
+    })
+    .await;
+    assert!(took < Duration::from_secs(5));
+    let res = s.get("/p.jpg?w=150&h=150").await;
+    assert_eq!(res.headers()["x-cache"], "HIT");
+    drop(s3);
+}
+
+/// A store that accepts connections and never answers: the storage timeout
+/// turns that into a 504 instead of a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_store_times_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let config = format!(
+        "[storage]\nkind = \"s3\"\nbucket = \"media\"\nendpoint = \"http://127.0.0.1:{port}\"\npath_style = true\ntimeout_secs = 0.5\nretries = 1\n"
+    );
+    let s = Server::builder()
+        .env("AWS_ACCESS_KEY_ID", "k")
+        .env("AWS_SECRET_ACCESS_KEY", "s")
+        .config(&config)
+        .own_storage()
+        .start();
+    let started = Instant::now();
+    let res = s.get("/x.jpg").await;
+    assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
