@@ -40,16 +40,25 @@ struct Inner {
     cache: Cache,
     transformer: Transformer,
     cfg: TransformConfig,
+    /// `cache.shared`: derivatives are read from and written to the store too.
+    shared: bool,
 }
 
 impl Pipeline {
-    pub fn new(store: Store, cache: Cache, transformer: Transformer, cfg: TransformConfig) -> Self {
+    pub fn new(
+        store: Store,
+        cache: Cache,
+        transformer: Transformer,
+        cfg: TransformConfig,
+        shared: bool,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 cache,
                 transformer,
                 cfg,
+                shared,
             }),
         }
     }
@@ -151,6 +160,14 @@ impl Pipeline {
             metrics::cache_hit("disk", "derivative");
             return Ok((d, CacheStatus::Hit));
         }
+        if self.inner.shared
+            && let Some(d) = self.shared_derivative(&dkey, &meta).await
+        {
+            if let Some(disk) = disk {
+                disk.put(&dkey, &d);
+            }
+            return Ok((d, CacheStatus::Hit));
+        }
         metrics::cache_miss("derivative");
         // A place in the pool first: a refused transform never reads its source.
         let admission = self.inner.transformer.admit()?;
@@ -179,7 +196,49 @@ impl Pipeline {
         if let Some(disk) = disk {
             disk.put(&dkey, &d);
         }
+        if self.inner.shared {
+            let (store, body) = (self.inner.store.clone(), d.body.clone());
+            tokio::spawn(async move {
+                store
+                    .put_shared(&dkey.object, &dkey.etag, &dkey.variant, body)
+                    .await;
+            });
+        }
         Ok((d, CacheStatus::Miss))
+    }
+
+    /// The shared tier: a derivative another node made of this very original
+    /// (same ETag) and variant, one store read instead of a transform.
+    async fn shared_derivative(
+        &self,
+        dkey: &DerivativeKey,
+        meta: &OriginalMeta,
+    ) -> Option<Derivative> {
+        let body = self
+            .inner
+            .store
+            .get_shared(&dkey.object, &dkey.etag, &dkey.variant)
+            .await?;
+        let media = crate::media_type::MediaType::sniff(&body);
+        let size = imagesize::blob_size(&body).ok()?;
+        metrics::cache_hit("shared", "derivative");
+        Some(Derivative::new(
+            body,
+            media,
+            meta.last_modified,
+            size.width as u32,
+            size.height as u32,
+        ))
+    }
+
+    /// Removes the original `key` from the store, with its shared derivatives
+    /// and everything cached on this node. `(deleted, purged)`.
+    pub async fn delete(&self, key: &ObjectKey) -> Result<(bool, PurgeCounts), Error> {
+        let deleted = self.inner.store.delete(key).await?;
+        if self.inner.shared {
+            self.inner.store.delete_shared(key).await;
+        }
+        Ok((deleted, self.purge(&Purge::Key(key.clone())).await))
     }
 
     /// Whole original in memory (cached), bounded by `max_source_bytes`.

@@ -41,7 +41,7 @@ pub async fn build_state(
     let cache = Cache::new(&config.cache, disk);
     let t = &config.transform;
     let transformer = Transformer::new(t.workers, t.queue, t.timeout);
-    let pipeline = Pipeline::new(store, cache, transformer, t.clone());
+    let pipeline = Pipeline::new(store, cache, transformer, t.clone(), config.cache.shared);
     let uploads = Uploads::new(
         pipeline.clone(),
         config.secrets.signing_secret.as_deref(),

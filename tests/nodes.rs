@@ -6,6 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use object_store::ObjectStore;
+
 use common::s3::{Kind, S3Server};
 use common::{Server, corpus_bytes};
 use reqwest::StatusCode;
@@ -242,5 +245,93 @@ async fn a_silent_store_times_out() {
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// With `cache.shared`, a variant node A made costs node B one store read,
+/// not a transform; deleting the original removes the shared copies too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_tier_saves_other_nodes_the_transform() {
+    let s3 = S3Server::start(Kind::Moto);
+    s3.put("s/photo.jpg", corpus_bytes(PHOTO)).await;
+    let config = "[cache]\nshared = true\nrevalidate_secs = 1\n";
+    let a = node(&s3, config);
+    let b = node(&s3, config);
+    let variants = ["w=150&h=150&fmt=webp", "w=500&h=700&fmt=jpeg"];
+    let mut bodies = Vec::new();
+    for v in variants {
+        let res = a.get(&format!("/s/photo.jpg?{v}")).await;
+        assert_eq!(res.headers()["x-cache"], "MISS");
+        bodies.push((
+            res.headers()["etag"].to_str().unwrap().to_owned(),
+            res.bytes().await.unwrap(),
+        ));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a
+        .metric(
+            "mediaedge_store_requests_total",
+            &[("op", "put_shared"), ("result", "ok")],
+        )
+        .await
+        < 2.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "A never wrote its derivatives back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (v, (etag, body)) in variants.iter().zip(&bodies) {
+        let res = b.get(&format!("/s/photo.jpg?{v}")).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            res.headers()["etag"],
+            etag.as_str(),
+            "same bytes, same ETag on every node"
+        );
+        assert_eq!(&res.bytes().await.unwrap(), body);
+    }
+    assert_eq!(
+        b.metric("mediaedge_transforms_total", &[]).await,
+        0.0,
+        "B transformed nothing"
+    );
+    assert_eq!(
+        b.metric("mediaedge_cache_hits_total", &[("tier", "shared")])
+            .await,
+        2.0
+    );
+    assert_eq!(
+        b.metric("mediaedge_store_requests_total", &[("op", "get")])
+            .await,
+        0.0,
+        "B never read the original"
+    );
+    // The shared copies live under the reserved prefix: not media.
+    assert_eq!(
+        common::raw_get(&b.base, "/%5F/derivatives/s/photo.jpg")
+            .await
+            .0,
+        400
+    );
+
+    let res = a
+        .client
+        .delete(a.url("/_/objects/s/photo.jpg"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let left = s3
+        .client()
+        .list(Some(&object_store::path::Path::from("_/derivatives")))
+        .collect::<Vec<_>>()
+        .await;
+    assert!(
+        left.is_empty(),
+        "shared derivatives left after delete: {}",
+        left.len()
     );
 }

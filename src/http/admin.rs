@@ -45,8 +45,7 @@ pub async fn delete_object(State(app): State<AppState>, uri: Uri, headers: Heade
         auth::check_admin(&headers, app.config.secrets.admin_key.as_deref())?;
         let path = uri.path().strip_prefix("/_/objects").unwrap_or("");
         let key = ObjectKey::from_request_path(path)?;
-        let deleted = app.pipeline.store().delete(&key).await?;
-        let purged = app.pipeline.purge(&Purge::Key(key.clone())).await;
+        let (deleted, purged) = app.pipeline.delete(&key).await?;
         Ok::<_, Error>(Deleted {
             key: key.as_str().to_owned(),
             deleted: u64::from(deleted),
