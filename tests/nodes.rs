@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use object_store::ObjectStore;
 
+use axum::response::IntoResponse;
 use common::s3::{Kind, S3Server};
 use common::{Server, corpus_bytes};
 use reqwest::StatusCode;
@@ -334,4 +335,60 @@ async fn shared_tier_saves_other_nodes_the_transform() {
         "shared derivatives left after delete: {}",
         left.len()
     );
+}
+
+/// A store that fails each first attempt with 503 (S3's "slow down"): the
+/// request is retried with backoff and succeeds; the retries are bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_store_errors_are_retried() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let s3 = S3Server::start(Kind::Moto);
+    s3.put("t.jpg", corpus_bytes(PHOTO)).await;
+    // A proxy in front of moto that answers every other request 503.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let upstream = s3.endpoint.clone();
+    let counter = seen.clone();
+    let proxy = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (counter, upstream) = (counter.clone(), upstream.clone());
+        async move {
+            if counter.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                let body = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                return (axum::http::StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+            }
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
+            let url = format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+            let mut forward = reqwest::Client::new().request(parts.method, url).body(body);
+            for (k, v) in &parts.headers {
+                if k != "host" {
+                    forward = forward.header(k, v);
+                }
+            }
+            let res = forward.send().await.unwrap();
+            let mut out = axum::http::Response::builder().status(res.status());
+            for (k, v) in res.headers() {
+                out = out.header(k, v);
+            }
+            out.body(axum::body::Body::from(res.bytes().await.unwrap())).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, proxy).await });
+
+    let config = format!(
+        "[storage]\nkind = \"s3\"\nbucket = \"media\"\nendpoint = \"http://127.0.0.1:{port}\"\npath_style = true\ntimeout_secs = 2.0\nretries = 2\n"
+    );
+    let mut b = Server::builder().config(&config).own_storage();
+    for (k, v) in s3.env() {
+        b = b.env(k, v);
+    }
+    let s = b.start();
+    let res = s.get("/t.jpg").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.unwrap(), corpus_bytes(PHOTO));
+    // HEAD, sniff and GET each failed once and were retried.
+    assert_eq!(seen.load(Ordering::SeqCst), 6);
 }
