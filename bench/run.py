@@ -45,7 +45,10 @@ def ensure_tools():
 
 
 def start_server(data, config=None):
-    cmd = [os.path.join(ROOT, "target", "release", "mediaedge"), "serve", "--listen", "127.0.0.1:0", "--data", data]
+    """Starts the release binary on a free port; `data` None: the config's own storage."""
+    cmd = [os.path.join(ROOT, "target", "release", "mediaedge"), "serve", "--listen", "127.0.0.1:0"]
+    if data:
+        cmd += ["--data", data]
     if config:
         cmd += ["--config", config]
     proc = subprocess.Popen(

@@ -73,7 +73,7 @@ def main():
     results = {}
     try:
         for name, cfg in (("local", None), ("s3: s3s-fs", configs["s3s-fs"]), ("s3: moto", configs["moto"])):
-            proc, addr = start_server(local_data, None) if cfg is None else start_server_s3(cfg)
+            proc, addr = start_server(local_data if cfg is None else None, cfg)
             try:
                 conn = http.client.HTTPConnection(addr)
                 timed_get(conn, f"/p0.jpg?w=16")  # warm-up
@@ -109,19 +109,6 @@ def moto_fill(port, n):
         for prefix in ("p", "o"):
             conn.request("PUT", f"/media/{prefix}{i}.jpg", body=data)
             conn.getresponse().read()
-
-
-def start_server_s3(config):
-    import re
-    proc = subprocess.Popen(
-        [os.path.join(ROOT, "target", "release", "mediaedge"), "serve", "--listen", "127.0.0.1:0", "--config", config],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"}, text=True)
-    line = proc.stdout.readline().strip()
-    m = re.match(r"mediaedge listening on http://(\S+)", line)
-    if not m:
-        proc.kill()
-        sys.exit(f"server did not start: {line!r}")
-    return proc, m.group(1)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ use axum::response::IntoResponse;
 use common::s3::{Kind, S3Server};
 use common::{Server, corpus_bytes};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-key-for-tests-0123456789";
 const SECRET: &str = "signing-secret-for-tests-0123456789";
@@ -29,25 +28,8 @@ fn node(s3: &S3Server, config: &str) -> Server {
 }
 
 async fn upload(s: &Server, key: &str, bytes: Vec<u8>) {
-    let p: Value = s
-        .client
-        .post(s.url("/_/uploads"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"key": key}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let res = s
-        .client
-        .put(p["url"].as_str().unwrap())
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+    let (status, body) = s.upload(ADMIN, key, bytes).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 /// Polls `path` on `s` until `done(status, body)`, for at most `within`.

@@ -61,27 +61,7 @@ impl Fixture {
     }
 
     async fn upload(&self, key: &str, bytes: Vec<u8>) -> Value {
-        let s = &self.server;
-        let p: Value = s
-            .client
-            .post(s.url("/_/uploads"))
-            .bearer_auth(ADMIN)
-            .json(&json!({"key": key}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let res = s
-            .client
-            .put(p["url"].as_str().unwrap())
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        let body: Value = res.json().await.unwrap_or(Value::Null);
+        let (status, body) = self.server.upload(ADMIN, key, bytes).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }

@@ -179,6 +179,31 @@ impl Server {
         std::fs::write(path, bytes).unwrap();
     }
 
+    /// Presigns `key` with the admin key and PUTs `bytes` to the URL: the
+    /// status and JSON answer of the PUT.
+    pub async fn upload(
+        &self,
+        admin_key: &str,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let presigned: serde_json::Value = self
+            .client
+            .post(self.url("/_/uploads"))
+            .bearer_auth(admin_key)
+            .json(&serde_json::json!({ "key": key }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = presigned["url"].as_str().expect("a presigned url");
+        let res = self.client.put(url).body(bytes).send().await.unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     pub fn url(&self, path_and_query: &str) -> String {
         format!("{}{}", self.base, path_and_query)
     }
