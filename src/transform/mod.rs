@@ -100,12 +100,39 @@ pub fn verify(
     })
 }
 
+/// Where one transform's time went (for the benchmark's per-stage profile).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    pub probe: std::time::Duration,
+    pub decode: std::time::Duration,
+    pub resize: std::time::Duration,
+    /// Orientation and colour conversion.
+    pub post: std::time::Duration,
+    pub encode: std::time::Duration,
+}
+
 /// Runs the whole pipeline on one source image.
 pub fn process(
     src: &[u8],
     media: MediaType,
     spec: &TransformSpec,
 ) -> Result<Encoded, TransformError> {
+    process_profiled(src, media, spec).map(|(e, _)| e)
+}
+
+/// [`process`], also saying how long each stage took.
+pub fn process_profiled(
+    src: &[u8],
+    media: MediaType,
+    spec: &TransformSpec,
+) -> Result<(Encoded, StageTimes), TransformError> {
+    let mut times = StageTimes::default();
+    let mut clock = std::time::Instant::now();
+    let mut lap = |slot: &mut std::time::Duration| {
+        let now = std::time::Instant::now();
+        *slot = now - clock;
+        clock = now;
+    };
     let info = source::probe(src, media)?;
     if info.pixels() > spec.max_source_pixels {
         return Err(TransformError::TooManyPixels(format!(
@@ -123,8 +150,10 @@ pub fn process(
     );
     // Decoders allocate the output image plus working rows; RGBA16 is 8 bytes a pixel.
     let max_alloc = info.pixels().saturating_mul(8).saturating_add(64 << 20);
+    lap(&mut times.probe);
     let decoded = source::decode(src, &info, &plan, max_alloc)?;
     let decoded_size = (decoded.width, decoded.height);
+    lap(&mut times.decode);
 
     // The plan's crop is in full-size stored coordinates; the decoder may have shrunk.
     let (sx, sy) = (
@@ -138,21 +167,25 @@ pub fn process(
         h: plan.crop.h * sy,
     };
     let resized = resize::resize(decoded, crop, plan.resize_to)?;
+    lap(&mut times.resize);
     let upright = orient::apply(resized, info.orientation);
     let srgb = match &info.icc {
         Some(icc) => color::rgb_to_srgb(upright, icc),
         None => upright,
     };
+    lap(&mut times.post);
     let media = encode::concrete(spec.format, srgb.uses_alpha());
     let (width, height) = (srgb.width, srgb.height);
     let bytes = encode::encode(srgb, media, spec.quality)?;
-    Ok(Encoded {
+    lap(&mut times.encode);
+    let encoded = Encoded {
         bytes,
         media,
         width,
         height,
         decoded: decoded_size,
-    })
+    };
+    Ok((encoded, times))
 }
 
 #[cfg(test)]
