@@ -29,6 +29,7 @@ function op() {
       const t = process.hrtime.bigint();
       const out = await op();
       const ms = Number(process.hrtime.bigint() - t) / 1e6;
+      if (process.env.BENCH_OUT) fs.writeFileSync(process.env.BENCH_OUT, out);
       console.log(JSON.stringify({ ms, bytes: out.length }));
     }
     return;

@@ -5,6 +5,7 @@
 //!
 //! One JSON line per iteration with the stage times in ms (one thread), or
 //! one line with the throughput (several threads, each doing ITERS).
+//! With `BENCH_OUT=path` the output image is written there (bench/quality.py).
 
 use std::time::Instant;
 
@@ -48,6 +49,9 @@ fn main() {
         for _ in 0..iters {
             let started = Instant::now();
             let (out, t) = process_profiled(&src, media, &spec).expect("transform");
+            if let Some(path) = std::env::var_os("BENCH_OUT") {
+                std::fs::write(path, &out.bytes).expect("write BENCH_OUT");
+            }
             println!(
                 "{{\"ms\":{:.3},\"probe\":{:.3},\"decode\":{:.3},\"resize\":{:.3},\"post\":{:.3},\"encode\":{:.3},\"bytes\":{}}}",
                 ms(started.elapsed()),
