@@ -190,11 +190,8 @@ fn main() -> ExitCode {
                 max_bytes,
                 expires_in: expires.map(|d| d.as_secs()),
             };
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
             let signer = mediaedge::auth::signed::UrlSigner::new(secret);
+            let now = mediaedge::auth::unix_now();
             match upload::presign(&signer, &config.upload, req, &base_url, now) {
                 Ok(p) => print_or_fail(serde_json::to_string(&p).map_err(|e| e.to_string())),
                 Err(e) => fail(&e),

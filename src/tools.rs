@@ -3,7 +3,7 @@
 //! key) and `sign` (a signed URL). Pure functions; `main.rs` does the I/O.
 
 use std::borrow::Cow;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::signature::{
@@ -13,6 +13,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Map, Value};
 
 use crate::auth::signed::{UrlSigner, signed_path_and_query};
+use crate::auth::unix_now;
 use crate::config::TransformConfig;
 use crate::variant::{VariantRequest, raw_params};
 
@@ -89,10 +90,7 @@ pub fn mint_token(spec: &TokenSpec<'_>) -> Result<String, String> {
             .find_map(|alg| encoding_key(pem, alg).ok().map(|k| (k, alg)))
             .ok_or("not a PEM private key (RSA, EC P-256 or Ed25519)")?,
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_secs();
+    let now = unix_now();
     let mut claims = Map::new();
     claims.insert("sub".into(), spec.sub.into());
     claims.insert("iat".into(), now.into());
@@ -164,11 +162,7 @@ pub fn sign_url(
             .transform
     };
     VariantRequest::parse(Some(&query_text), &lenient).map_err(|e| e.to_string())?;
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_secs()
-        + ttl.as_secs();
+    let exp = unix_now() + ttl.as_secs();
     let path_and_query = signed_path_and_query(&UrlSigner::new(secret), &key, &values, exp);
     Ok(format!(
         "{}{path_and_query}",

@@ -203,11 +203,7 @@ impl Access {
 /// the content nor the length of the key leaks through timing. Without a
 /// configured key every call is refused.
 pub fn check_admin(headers: &HeaderMap, admin_key: Option<&str>) -> Result<(), AuthError> {
-    let given = headers.get(AUTHORIZATION).and_then(|v| {
-        let (scheme, key) = v.to_str().ok()?.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-    });
-    let result = match (given.filter(|k| !k.is_empty()), admin_key) {
+    let result = match (authorization_bearer(headers), admin_key) {
         (None, _) => Err(AuthError::AdminKeyMissing),
         (Some(_), None) => Err(AuthError::AdminKeyInvalid),
         (Some(g), Some(k)) if blake3::hash(g.as_bytes()) == blake3::hash(k.as_bytes()) => Ok(()),
@@ -219,15 +215,18 @@ pub fn check_admin(headers: &HeaderMap, admin_key: Option<&str>) -> Result<(), A
     result
 }
 
+/// The credential of `Authorization: Bearer <credential>` (scheme case
+/// ignored). Another scheme is not one; an empty one is none.
+fn authorization_bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, credential) = v.split_once(' ')?;
+    let credential = credential.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
+}
+
 /// The token from `Authorization: Bearer <token>` or else from the cookie.
-/// Another `Authorization` scheme is not a token; an empty one is none.
 fn bearer_token<'a>(headers: &'a HeaderMap, cookie: Option<&str>) -> Option<&'a str> {
-    let from_header = headers.get(AUTHORIZATION).and_then(|v| {
-        let v = v.to_str().ok()?.trim();
-        let (scheme, token) = v.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    });
-    if let Some(t) = from_header.filter(|t| !t.is_empty()) {
+    if let Some(t) = authorization_bearer(headers) {
         return Some(t);
     }
     let name = cookie?;
@@ -242,7 +241,8 @@ fn bearer_token<'a>(headers: &'a HeaderMap, cookie: Option<&str>) -> Option<&'a 
         .filter(|t| !t.is_empty())
 }
 
-fn unix_now() -> u64 {
+/// Seconds since the Unix epoch (token `exp`, signed URL and upload expiry).
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -73,19 +73,10 @@ impl UrlSigner {
     /// Checks `exp` and `sig` in `query` for the object `key` at time `now`.
     pub fn verify(&self, key: &str, query: Option<&str>, now: u64) -> Result<(), SignatureFault> {
         let query = query.unwrap_or("");
-        let mut exp = None;
-        let mut sig = None;
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            let slot = match name.as_ref() {
-                "exp" => &mut exp,
-                "sig" => &mut sig,
-                _ => continue,
-            };
-            if slot.replace(value).is_some() {
-                return Err(SignatureFault::Invalid); // given twice: ambiguous
-            }
-        }
-        let (Some(exp), Some(sig)) = (exp, sig) else {
+        // Given twice is ambiguous: invalid.
+        let fields = variant::named_params(Some(query), &["exp", "sig"])
+            .map_err(|_| SignatureFault::Invalid)?;
+        let [Some(exp), Some(sig)] = fields else {
             return Err(SignatureFault::Missing);
         };
         let exp: u64 = exp.parse().map_err(|_| SignatureFault::Invalid)?;

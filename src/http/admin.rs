@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::upload::read_json;
-use super::{AppState, RequestInfo, json};
+use super::{AppState, json, tagged};
 use crate::auth;
 use crate::cache::{Purge, PurgeCounts};
 use crate::error::Error;
@@ -100,14 +100,10 @@ pub async fn purge(State(app): State<AppState>, req: Request) -> Response {
 }
 
 fn finish<T: Serialize>(op: &'static str, result: Result<T, Error>) -> Response {
-    let mut res = match result {
+    let res = match result {
         Ok(body) => json(StatusCode::OK, &body),
         Err(e) => e.into_response(),
     };
     metrics::admin_op(op, res.status().as_u16());
-    res.extensions_mut().insert(RequestInfo {
-        route: op,
-        ..Default::default()
-    });
-    res
+    tagged(op, res)
 }

@@ -64,6 +64,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Names the route of a response for the request log and metrics.
+fn tagged(route: &'static str, mut res: Response) -> Response {
+    res.extensions_mut().insert(RequestInfo {
+        route,
+        ..Default::default()
+    });
+    res
+}
+
 /// A JSON answer.
 fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {

@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, RequestInfo};
+use super::{AppState, tagged};
 
 pub async fn health() -> Response {
-    with_route(
+    tagged(
         "health",
         ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response(),
     )
@@ -16,7 +16,7 @@ pub async fn health() -> Response {
 pub async fn metrics(State(app): State<AppState>) -> Response {
     app.pipeline.cache().record_sizes().await;
     let body = app.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
-    with_route(
+    tagged(
         "metrics",
         (
             [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
@@ -24,12 +24,4 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         )
             .into_response(),
     )
-}
-
-fn with_route(route: &'static str, mut res: Response) -> Response {
-    res.extensions_mut().insert(RequestInfo {
-        route,
-        ..Default::default()
-    });
-    res
 }

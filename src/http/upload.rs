@@ -8,7 +8,7 @@ use axum::http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderValue};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, RequestInfo, json};
+use super::{AppState, json, tagged};
 use crate::auth;
 use crate::error::Error;
 use crate::key::ObjectKey;
@@ -90,12 +90,4 @@ fn outcome(res: &Response) -> &'static str {
     } else {
         "refused"
     }
-}
-
-fn tagged(route: &'static str, mut res: Response) -> Response {
-    res.extensions_mut().insert(RequestInfo {
-        route,
-        ..Default::default()
-    });
-    res
 }

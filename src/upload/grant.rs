@@ -10,14 +10,13 @@
 //! leading `PUT\n` keeps it apart from signed GET URLs (`/<key>?...`), so
 //! neither kind of signature can stand in for the other.
 
-use std::borrow::Cow;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::auth::signed::{SignatureFault, UrlSigner};
 use crate::key::ObjectKey;
 use crate::media_type::MediaType;
+use crate::variant::named_params;
 
 /// What a presigned URL lets its holder upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,19 +137,8 @@ impl Grant {
         signer: &UrlSigner,
         now: u64,
     ) -> Result<Self, SignatureFault> {
-        let mut fields: [Option<Cow<'_, str>>; 4] = Default::default();
-        for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            let i = match name.as_ref() {
-                "exp" => 0,
-                "max_bytes" => 1,
-                "type" => 2,
-                "sig" => 3,
-                _ => continue,
-            };
-            if fields[i].replace(value).is_some() {
-                return Err(SignatureFault::Invalid);
-            }
-        }
+        let fields = named_params(query, &["exp", "max_bytes", "type", "sig"])
+            .map_err(|_| SignatureFault::Invalid)?;
         let [Some(exp), Some(max), Some(class), Some(sig)] = fields else {
             return Err(SignatureFault::Missing);
         };

@@ -14,7 +14,7 @@
 pub mod grant;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Body;
 use http_body_util::BodyExt as _;
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::auth::signed::{SignatureFault, UrlSigner};
+use crate::auth::unix_now;
 use crate::cache::Purge;
 use crate::config::{PresetConfig, TransformConfig, UploadConfig};
 use crate::key::ObjectKey;
@@ -407,11 +408,4 @@ pub fn presign(
         expires_at: grant.exp,
         max_bytes,
     })
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
