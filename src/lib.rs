@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod header_values;
 pub mod http;
 pub mod key;
 pub mod media_type;

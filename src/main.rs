@@ -13,6 +13,12 @@ use mediaedge::tools::{self, KeyKind, TokenSpec};
 use mediaedge::upload::{self, PresignRequest};
 use mediaedge::{metrics, server};
 
+/// jemalloc: measured against the system allocator and mimalloc on cache
+/// hits and on the 40-transform burst (docs/BENCHMARKS.md); it served the
+/// most hits per second with the lowest peak RSS.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mediaedge",

@@ -3,7 +3,13 @@
 
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use metrics::{
+    Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const HTTP_REQUESTS: &str = "mediaedge_http_requests_total";
@@ -101,15 +107,41 @@ pub fn http_request(
     elapsed: Duration,
     body_bytes: u64,
 ) {
-    counter!(HTTP_REQUESTS, "route" => route, "status" => status.to_string()).increment(1);
-    histogram!(HTTP_DURATION, "route" => route, "cache" => cache).record(elapsed.as_secs_f64());
-    if body_bytes > 0 && !cache.is_empty() {
-        counter!(CACHE_BYTES_SERVED, "cache" => cache).increment(body_bytes);
+    // The recorder's handles, looked up once per label set and thread:
+    // building and hashing the labels on every request cost more than the
+    // counting (and `status.to_string()` allocated).
+    thread_local! {
+        static HANDLES: RefCell<HashMap<(&'static str, u16, &'static str), (Counter, Histogram, Option<Counter>)>> =
+            RefCell::new(HashMap::new());
     }
+    HANDLES.with_borrow_mut(|handles| {
+        let (requests, duration, bytes) =
+            handles.entry((route, status, cache)).or_insert_with(|| {
+                (
+                    counter!(HTTP_REQUESTS, "route" => route, "status" => status.to_string()),
+                    histogram!(HTTP_DURATION, "route" => route, "cache" => cache),
+                    (!cache.is_empty()).then(|| counter!(CACHE_BYTES_SERVED, "cache" => cache)),
+                )
+            });
+        requests.increment(1);
+        duration.record(elapsed.as_secs_f64());
+        if let Some(bytes) = bytes.as_ref().filter(|_| body_bytes > 0) {
+            bytes.increment(body_bytes);
+        }
+    });
 }
 
 pub fn cache_hit(tier: &'static str, kind: &'static str) {
-    counter!(CACHE_HITS, "tier" => tier, "kind" => kind).increment(1);
+    thread_local! {
+        static HANDLES: RefCell<HashMap<(&'static str, &'static str), Counter>> =
+            RefCell::new(HashMap::new());
+    }
+    HANDLES.with_borrow_mut(|handles| {
+        handles
+            .entry((tier, kind))
+            .or_insert_with(|| counter!(CACHE_HITS, "tier" => tier, "kind" => kind))
+            .increment(1);
+    });
 }
 
 pub fn cache_miss(kind: &'static str) {
@@ -178,13 +210,22 @@ impl InFlight {
     }
 
     pub fn http() -> Self {
-        gauge!(HTTP_IN_FLIGHT).increment(1.0);
+        HTTP_IN_FLIGHT_GAUGE.with(|g| g.increment(1.0));
         Self(HTTP_IN_FLIGHT)
     }
 }
 
+thread_local! {
+    /// Looked up once per thread: every request moves it twice.
+    static HTTP_IN_FLIGHT_GAUGE: Gauge = gauge!(HTTP_IN_FLIGHT);
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
-        gauge!(self.0).decrement(1.0);
+        if self.0 == HTTP_IN_FLIGHT {
+            HTTP_IN_FLIGHT_GAUGE.with(|g| g.decrement(1.0));
+        } else {
+            gauge!(self.0).decrement(1.0);
+        }
     }
 }

@@ -139,11 +139,11 @@ impl Pipeline {
             etag: meta.etag.as_str().into(),
             variant: variant.canonical().into(),
         };
-        let (this, k, m, v) = (self.clone(), dkey.clone(), meta.clone(), variant.clone());
-        self.inner
-            .cache
-            .derivative(&dkey, async move { this.make_derivative(k, m, v).await })
-            .await
+        let fill = || {
+            let (this, k, m, v) = (self.clone(), dkey.clone(), meta.clone(), variant.clone());
+            async move { this.make_derivative(k, m, v).await }
+        };
+        self.inner.cache.derivative(&dkey, fill).await
     }
 
     async fn make_derivative(

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use crate::auth::Access;
 use crate::cache::{Cache, disk::DiskCache};
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http::{self, App, AppState};
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 use crate::transform::Transformer;
@@ -49,13 +49,13 @@ pub async fn build_state(
         t.clone(),
         config.presets.clone(),
     );
-    Ok(AppState {
+    Ok(AppState::new(App {
         config: Arc::new(config),
         pipeline,
         access: Arc::new(access),
         uploads: Arc::new(uploads),
         metrics,
-    })
+    }))
 }
 
 /// Serves until SIGTERM/Ctrl-C, then drains. Prints the bound address on
@@ -67,6 +67,17 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
     println!("mediaedge listening on http://{addr}");
     tracing::info!(%addr, "listening");
 
+    if let Some(handle) = state.metrics.clone() {
+        // The Prometheus recorder keeps histogram samples until upkeep drains
+        // them into buckets; without it memory grows with every request.
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
     let app = http::router(state);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -22,6 +22,7 @@ use object_store::{
 };
 
 use crate::config::{Backend, StorageConfig};
+use crate::header_values::HeaderValues;
 use crate::key::ObjectKey;
 use crate::media_type::{MediaType, SNIFF_LEN};
 use crate::metrics;
@@ -53,6 +54,7 @@ pub struct OriginalMeta {
     /// Whole seconds.
     pub last_modified: SystemTime,
     pub media: MediaType,
+    pub headers: HeaderValues,
 }
 
 /// Where uploads are written before they are published, on local storage:
@@ -278,13 +280,15 @@ impl Store {
         };
         let last_modified =
             UNIX_EPOCH + Duration::from_secs(meta.last_modified.timestamp().max(0) as u64);
+        let etag = quoted_etag(
+            store_etag.as_deref(),
+            meta.size,
+            meta.last_modified.timestamp_nanos_opt().unwrap_or(0),
+        );
         Ok(OriginalMeta {
             size: meta.size,
-            etag: quoted_etag(
-                store_etag.as_deref(),
-                meta.size,
-                meta.last_modified.timestamp_nanos_opt().unwrap_or(0),
-            ),
+            headers: HeaderValues::new(&etag, last_modified),
+            etag,
             store_etag,
             last_modified,
             media: MediaType::sniff(&head),

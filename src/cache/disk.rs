@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Derivative, DerivativeKey};
 use crate::config::DiskCacheConfig;
+use crate::header_values::HeaderValues;
 use crate::media_type::MediaType;
 use crate::metrics;
 
@@ -277,11 +278,13 @@ fn read_entry(path: &Path, id: &str) -> io::Result<Derivative> {
     .into_iter()
     .find(|m| m.mime() == h.media)
     .ok_or_else(|| io::Error::other("entry has an unknown media type"))?;
+    let last_modified = SystemTime::UNIX_EPOCH + Duration::from_secs(h.last_modified);
     Ok(Derivative {
         body: Bytes::from(body),
         media,
+        headers: HeaderValues::new(&h.etag, last_modified),
         etag: h.etag.into(),
-        last_modified: SystemTime::UNIX_EPOCH + Duration::from_secs(h.last_modified),
+        last_modified,
         width: h.width,
         height: h.height,
     })

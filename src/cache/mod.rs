@@ -20,6 +20,7 @@ use moka::ops::compute::CompResult;
 
 use crate::config::CacheConfig;
 use crate::error::Error;
+use crate::header_values::HeaderValues;
 use crate::key::ObjectKey;
 use crate::media_type::MediaType;
 use crate::metrics;
@@ -83,6 +84,7 @@ pub struct Derivative {
     pub last_modified: SystemTime,
     pub width: u32,
     pub height: u32,
+    pub headers: HeaderValues,
 }
 
 impl Derivative {
@@ -94,8 +96,10 @@ impl Derivative {
         height: u32,
     ) -> Self {
         let hash = blake3::hash(&body).to_hex();
+        let etag = format!("\"{}\"", &hash[..32]);
         Self {
-            etag: format!("\"{}\"", &hash[..32]).into(),
+            headers: HeaderValues::new(&etag, last_modified),
+            etag: etag.into(),
             body,
             media,
             last_modified,
@@ -231,6 +235,22 @@ impl Cache {
         {
             return Ok((e.meta, CacheStatus::Hit));
         }
+        // Boxed: moka's compute future is large, and moving it inline would
+        // make every hit's future (which axum boxes) that large too.
+        Box::pin(self.meta_from_store(key, fill, revalidate)).await
+    }
+
+    async fn meta_from_store<F, R, RF>(
+        &self,
+        key: &ObjectKey,
+        fill: F,
+        revalidate: R,
+    ) -> Result<(Arc<OriginalMeta>, CacheStatus), Error>
+    where
+        F: Future<Output = Result<OriginalMeta, Error>>,
+        R: FnOnce(Arc<OriginalMeta>) -> RF,
+        RF: Future<Output = Result<Option<OriginalMeta>, Error>>,
+    {
         let (fresh_for, usable_for) = (self.revalidate, self.revalidate + self.stale_if_error);
         let mut status = CacheStatus::Miss;
         let mut gone = None;
@@ -307,10 +327,7 @@ impl Cache {
             metrics::cache_hit("memory", "original");
             return Ok((b, CacheStatus::Hit));
         }
-        let entry = self
-            .originals
-            .entry(ck)
-            .or_try_insert_with(spawned(fill))
+        let entry = Box::pin(self.originals.entry(ck).or_try_insert_with(spawned(fill)))
             .await
             .map_err(|e: Arc<Error>| (*e).clone())?;
         let status = if entry.is_fresh() {
@@ -326,11 +343,12 @@ impl Cache {
     }
 
     /// A derivative from memory, else from one coalesced `fill` that may
-    /// find it on disk (reported as a hit) or make it (a miss).
+    /// find it on disk (reported as a hit) or make it (a miss). `fill` is
+    /// only called on a miss, so a hit pays for none of its captures.
     pub async fn derivative<F>(
         &self,
         key: &DerivativeKey,
-        fill: F,
+        fill: impl FnOnce() -> F,
     ) -> Result<(Derivative, CacheStatus), Error>
     where
         F: Future<Output = Result<(Derivative, CacheStatus), Error>> + Send + 'static,
@@ -341,18 +359,20 @@ impl Cache {
         }
         let filled_as = Arc::new(Mutex::new(CacheStatus::Hit));
         let record = filled_as.clone();
-        let entry = self
-            .derivatives
-            .entry(key.clone())
-            .or_try_insert_with(spawned(async move {
-                let (d, status) = fill.await?;
-                if let Ok(mut s) = record.lock() {
-                    *s = status;
-                }
-                Ok(d)
-            }))
-            .await
-            .map_err(|e: Arc<Error>| (*e).clone())?;
+        let fill = fill();
+        let entry = Box::pin(
+            self.derivatives
+                .entry(key.clone())
+                .or_try_insert_with(spawned(async move {
+                    let (d, status) = fill.await?;
+                    if let Ok(mut s) = record.lock() {
+                        *s = status;
+                    }
+                    Ok(d)
+                })),
+        )
+        .await
+        .map_err(|e: Arc<Error>| (*e).clone())?;
         let status = if entry.is_fresh() {
             filled_as.lock().map(|s| *s).unwrap_or(CacheStatus::Miss)
         } else {
@@ -444,7 +464,7 @@ mod tests {
             let (cache, fills) = (cache.clone(), fills.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .derivative(&dkey("a.jpg", "w=1"), async move {
+                    .derivative(&dkey("a.jpg", "w=1"), || async move {
                         fills.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         Ok((deriv(), CacheStatus::Miss))
@@ -475,7 +495,7 @@ mod tests {
             ("b/1.jpg", "w=1"),
         ] {
             cache
-                .derivative(&dkey(o, v), async { Ok((deriv(), CacheStatus::Miss)) })
+                .derivative(&dkey(o, v), || async { Ok((deriv(), CacheStatus::Miss)) })
                 .await
                 .unwrap();
         }
@@ -486,14 +506,14 @@ mod tests {
         let n = cache.purge(&Purge::Prefix("a/".into())).await;
         assert_eq!(n.memory, 1);
         let (_, s) = cache
-            .derivative(&dkey("a/1.jpg", "w=1"), async {
+            .derivative(&dkey("a/1.jpg", "w=1"), || async {
                 Ok((deriv(), CacheStatus::Miss))
             })
             .await
             .unwrap();
         assert_eq!(s, CacheStatus::Miss);
         let (_, s) = cache
-            .derivative(&dkey("b/1.jpg", "w=1"), async {
+            .derivative(&dkey("b/1.jpg", "w=1"), || async {
                 Ok((deriv(), CacheStatus::Miss))
             })
             .await
@@ -505,11 +525,13 @@ mod tests {
     async fn errors_are_not_cached() {
         let cache = Cache::new(&cfg(), None);
         let r = cache
-            .derivative(&dkey("x", "v"), async { Err(Error::NotAnImage) })
+            .derivative(&dkey("x", "v"), || async { Err(Error::NotAnImage) })
             .await;
         assert!(r.is_err());
         let (_, s) = cache
-            .derivative(&dkey("x", "v"), async { Ok((deriv(), CacheStatus::Miss)) })
+            .derivative(&dkey("x", "v"), || async {
+                Ok((deriv(), CacheStatus::Miss))
+            })
             .await
             .unwrap();
         assert_eq!(s, CacheStatus::Miss);
@@ -522,7 +544,7 @@ mod tests {
             let body = Bytes::from(vec![i as u8; 50_000]);
             let d = Derivative::new(body, MediaType::Webp, SystemTime::UNIX_EPOCH, 1, 1);
             cache
-                .derivative(&dkey(&format!("k{i}"), "w=1"), async move {
+                .derivative(&dkey(&format!("k{i}"), "w=1"), || async move {
                     Ok((d, CacheStatus::Miss))
                 })
                 .await

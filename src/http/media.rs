@@ -18,6 +18,7 @@ use super::conditional::{self, Outcome, Validators};
 use super::{AppState, RequestInfo};
 use crate::cache::CacheStatus;
 use crate::error::Error;
+use crate::header_values::HeaderValues;
 use crate::key::ObjectKey;
 use crate::media_type::MediaType;
 use crate::pipeline::OriginalBody;
@@ -66,7 +67,7 @@ async fn respond(
     let cfg = &app.config.transform;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let variant = VariantRequest::parse(uri.query(), cfg)?.map(|r| r.resolve(accept, cfg));
-    info.variant = variant.as_ref().map(Variant::canonical);
+    info.variant = variant.clone();
     info.route = if variant.is_some() {
         "derivative"
     } else {
@@ -105,6 +106,7 @@ async fn original(
         media: meta.media,
         etag: &meta.etag,
         last_modified: meta.last_modified,
+        headers: &meta.headers,
         len: meta.size,
         vary_accept: false,
     };
@@ -145,6 +147,7 @@ async fn derivative(
         media: d.media,
         etag: &d.etag,
         last_modified: d.last_modified,
+        headers: &d.headers,
         len: d.body.len() as u64,
         vary_accept: variant.negotiated,
     };
@@ -168,6 +171,8 @@ struct Representation<'a> {
     media: MediaType,
     etag: &'a str,
     last_modified: SystemTime,
+    /// `ETag` and `Last-Modified` as header values, made when cached.
+    headers: &'a HeaderValues,
     len: u64,
     vary_accept: bool,
 }
@@ -189,6 +194,7 @@ impl Representation<'_> {
         };
         let mut res = (status, body).into_response();
         let h = res.headers_mut();
+        h.reserve(12); // ours, plus the request id and room: no regrowth
         self.common_headers(h, cache);
         h.insert(
             header::CONTENT_TYPE,
@@ -241,12 +247,10 @@ impl Representation<'_> {
     }
 
     fn common_headers(&self, h: &mut HeaderMap, cache: CacheStatus) {
-        set(h, header::ETAG, self.etag);
-        set(
-            h,
-            header::LAST_MODIFIED,
-            &httpdate::fmt_http_date(self.last_modified),
-        );
+        if let Some(etag) = &self.headers.etag {
+            h.insert(header::ETAG, etag.clone());
+        }
+        h.insert(header::LAST_MODIFIED, self.headers.last_modified.clone());
         h.insert(header::CACHE_CONTROL, self.cache_control.clone());
         if self.vary_accept {
             h.insert(header::VARY, HeaderValue::from_static("Accept"));

@@ -24,9 +24,13 @@ use crate::error::Error;
 use crate::pipeline::Pipeline;
 use crate::upload::Uploads;
 
-/// Everything a handler may use. Concrete types, no generics.
+/// Everything a handler may use. Concrete types, no generics. One `Arc`:
+/// axum clones the state for every request and middleware layer, and one
+/// reference count is cheaper than five on the hit path.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<App>);
+
+pub struct App {
     pub config: Arc<Config>,
     pub pipeline: Pipeline,
     pub access: Arc<Access>,
@@ -34,12 +38,25 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
 }
 
+impl AppState {
+    pub fn new(app: App) -> Self {
+        Self(Arc::new(app))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
 /// What a handler tells the request log and metrics (a response extension).
 #[derive(Debug, Clone, Default)]
 pub struct RequestInfo {
     pub route: &'static str,
     pub cache: Option<CacheStatus>,
-    pub variant: Option<String>,
+    pub variant: Option<crate::variant::Variant>,
     /// The route's access kind (`public`, `jwt`, `signed`).
     pub access: &'static str,
     /// Why access was refused, if it was.
@@ -58,9 +75,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(media::serve)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            refuse_oversized,
+            observe::observe,
         ))
-        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }
 
@@ -89,24 +105,21 @@ fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
 /// The HTTP layer's own body limit: a request announcing more than any
 /// upload may carry is answered 413 before routing, without reading a byte.
 /// (Handlers bound what they read too: uploads by their signed limit,
-/// JSON bodies by `upload::MAX_JSON_BODY`.)
-async fn refuse_oversized(
-    axum::extract::State(app): axum::extract::State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// JSON bodies by `upload::MAX_JSON_BODY`.) Called by the one middleware,
+/// [`observe::observe`], so the refusal is logged like any answer.
+fn refuse_oversized(app: &AppState, req: &axum::extract::Request) -> Option<Response> {
     let limit = app.config.upload.max_bytes;
     let announced = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit) {
-        let mut res = Error::from(crate::upload::UploadError::TooLarge(limit)).into_response();
-        res.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            HeaderValue::from_static("close"),
-        );
-        return res;
+    if !announced.is_some_and(|n| n > limit) {
+        return None;
     }
-    next.run(req).await
+    let mut res = Error::from(crate::upload::UploadError::TooLarge(limit)).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        HeaderValue::from_static("close"),
+    );
+    Some(res)
 }
