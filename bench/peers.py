@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """mediaedge side by side with its peers — one command:
 
-    python3 bench/peers.py [--rounds 5] [--batch 4] [--wrk-secs 10] [--only misses|hits]
+    python3 bench/peers.py [--rounds 5] [--batch 4] [--wrk-secs 10] [--hit-rounds 3] [--only misses|hits]
 
 Installs what is missing (Debian libvips-tools, nginx, wrk; npm sharp in
 target/bench-peers), builds the release binary and examples/pipeline, then:
@@ -18,7 +18,8 @@ target/bench-peers), builds the release binary and examples/pipeline, then:
   transforms;
 * cache hits: wrk at 1, 16 and 128 connections on a ~16 KB and a ~300 KB
   derivative, mediaedge (public and jwt route) vs nginx serving the same
-  bytes from disk, alternating.
+  bytes from disk, alternating (nginx, public, jwt, nginx, …) for
+  --hit-rounds rounds; medians of requests/s and of p99.
 
 Prints Markdown tables for docs/BENCHMARKS.md.
 """
@@ -204,7 +205,14 @@ def throughput(args, tmp):
         proc.wait()
 
 
-def burst(args, tmp):
+def to_ms(latency):
+    """wrk's latency text (`312.00us`, `1.63ms`, `2.01s`) in milliseconds."""
+    value, unit = re.match(r"([\d.]+)(\w+)", latency).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def burst(args, tmp, binary=None):
+    """Peak RSS (bytes) of the server after 40 concurrent distinct 12 MP transforms."""
     data = os.path.join(tmp, "burst")
     os.makedirs(data, exist_ok=True)
     for i in range(41):
@@ -212,7 +220,7 @@ def burst(args, tmp):
     config = os.path.join(tmp, "burst.toml")
     with open(config, "w") as f:
         f.write("[transform]\nqueue = 64\n")
-    proc, addr = start_server(data, config)
+    proc, addr = start_server(data, config, binary)
     try:
         http_get(addr, "/b0.jpg?w=16")
         statuses = []
@@ -224,8 +232,10 @@ def burst(args, tmp):
             th.join()
         with open(f"/proc/{proc.pid}/status") as f:
             hwm = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) * 1024
-        print(f"\nBurst of 40 concurrent distinct 12 MP → 500x700 WebP transforms: {len(statuses)} answered 200, "
-              f"server peak RSS {hwm / 2**20:.0f} MB (target ≤ 256 MB).")
+        if binary is None:
+            print(f"\nBurst of 40 concurrent distinct 12 MP → 500x700 WebP transforms: {len(statuses)} answered 200, "
+                  f"server peak RSS {hwm / 2**20:.0f} MB (target ≤ 256 MB).")
+        return hwm
     finally:
         proc.terminate()
         proc.wait()
@@ -281,16 +291,21 @@ def hits(args, tmp):
             os.chmod(os.path.join(root, f"d{len(body)}"), 0o644)
         nginx = subprocess.Popen(["nginx", "-p", tmp, "-c", os.path.join(tmp, "nginx.conf"), "-g", "daemon off;"])
         time.sleep(0.5)
-        print(f"\n| cache hit (wrk {args.wrk_secs} s) | bytes | conns | nginx req/s | mediaedge public req/s (×nginx) | mediaedge jwt req/s (×nginx) | p99 nginx / public / jwt |")
+        print(f"\n| cache hit (wrk {args.wrk_secs} s, median of {args.hit_rounds} alternating rounds) | bytes | conns "
+              f"| nginx req/s | mediaedge public req/s (×nginx) | mediaedge jwt req/s (×nginx) | p99 nginx / public / jwt |")
         print("|---|---|---|---|---|---|---|")
         files = sorted(os.listdir(root), key=lambda n: int(n[1:]))
         for (label, q), fname in zip(sizes, files):
             for conns in (1, 16, 128):
-                ng = wrk(f"127.0.0.1:{port}", f"/{fname}", conns, args.wrk_secs)
-                pub = wrk(addr, f"/p.jpg?{q}", conns, args.wrk_secs)
-                jwt = wrk(addr, f"/private/p.jpg?{q}", conns, args.wrk_secs, [auth])
-                print(f"| {label} | {fname[1:]} | {conns} | {ng[0]:,.0f} | {pub[0]:,.0f} ({pub[0] / ng[0]:.2f}) | "
-                      f"{jwt[0]:,.0f} ({jwt[0] / ng[0]:.2f}) | {ng[2]} / {pub[2]} / {jwt[2]} |")
+                runs = {"ng": [], "pub": [], "jwt": []}
+                for _ in range(args.hit_rounds):
+                    runs["ng"].append(wrk(f"127.0.0.1:{port}", f"/{fname}", conns, args.wrk_secs))
+                    runs["pub"].append(wrk(addr, f"/p.jpg?{q}", conns, args.wrk_secs))
+                    runs["jwt"].append(wrk(addr, f"/private/p.jpg?{q}", conns, args.wrk_secs, [auth]))
+                ng, pub, jwt = (med([r[0] for r in runs[k]]) for k in ("ng", "pub", "jwt"))
+                p99 = " / ".join(f"{med([to_ms(r[2]) for r in runs[k]]):.2f} ms" for k in ("ng", "pub", "jwt"))
+                print(f"| {label} | {fname[1:]} | {conns} | {ng:,.0f} | {pub:,.0f} ({pub / ng:.2f}) | "
+                      f"{jwt:,.0f} ({jwt / ng:.2f}) | {p99} |")
         nginx.terminate()
         nginx.wait()
     finally:
@@ -303,6 +318,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--wrk-secs", type=int, default=10)
+    ap.add_argument("--hit-rounds", type=int, default=3)
     ap.add_argument("--only", choices=["misses", "hits"])
     args = ap.parse_args()
     ensure_peers()

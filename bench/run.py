@@ -44,9 +44,9 @@ def ensure_tools():
     subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
 
 
-def start_server(data, config=None):
-    """Starts the release binary on a free port; `data` None: the config's own storage."""
-    cmd = [os.path.join(ROOT, "target", "release", "mediaedge"), "serve", "--listen", "127.0.0.1:0"]
+def start_server(data, config=None, binary=None):
+    """Starts the release binary (or `binary`) on a free port; `data` None: the config's own storage."""
+    cmd = [binary or os.path.join(ROOT, "target", "release", "mediaedge"), "serve", "--listen", "127.0.0.1:0"]
     if data:
         cmd += ["--data", data]
     if config:

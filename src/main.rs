@@ -14,10 +14,15 @@ use mediaedge::upload::{self, PresignRequest};
 use mediaedge::{metrics, server};
 
 /// jemalloc: measured against the system allocator and mimalloc on cache
-/// hits and on the 40-transform burst (docs/BENCHMARKS.md); it served the
-/// most hits per second with the lowest peak RSS.
+/// hits and on the 40-transform burst (`python3 bench/allocators.py`,
+/// docs/BENCHMARKS.md); it served the most hits per second with the lowest
+/// peak RSS. Without the default features: the system allocator.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(

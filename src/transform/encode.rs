@@ -11,8 +11,11 @@ use super::{TransformError, jpeg, webp};
 use crate::media_type::MediaType;
 use crate::variant::OutputFormat;
 
-/// rav1e speed (1 slowest … 10 fastest). 8 keeps a 500x700 encode interactive.
-const AVIF_SPEED: u8 = 8;
+/// rav1e speed (1 slowest … 10 fastest). Measured on the corpus photo at
+/// 500x700 q60 (docs/BENCHMARKS.md): speed 8 took 560 ms, 9 takes 280 ms
+/// with SSIM 0.948 (sharp's libaom default: 0.947 in 1.1 s), 10 takes 110 ms
+/// but falls below sharp's quality (0.945).
+const AVIF_SPEED: u8 = 9;
 
 /// The concrete format `format` means for this image.
 pub fn concrete(format: OutputFormat, uses_alpha: bool) -> MediaType {
