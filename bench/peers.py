@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """mediaedge side by side with its peers — one command:
 
-    python3 bench/peers.py [--rounds 5] [--batch 4] [--wrk-secs 10] [--hit-rounds 3] [--only misses|hits]
+    python3 bench/peers.py [--rounds 5] [--batch 4] [--wrk-secs 10] [--hit-rounds 3]
+                            [--only misses|throughput|burst|hits]
 
 Installs what is missing (Debian libvips-tools, nginx, wrk; npm sharp in
 target/bench-peers), builds the release binary and examples/pipeline, then:
@@ -13,7 +14,7 @@ target/bench-peers), builds the release binary and examples/pipeline, then:
   --batch iterations (the first of each batch is dropped as warm-up);
   vipsthumbnail (libvips' CLI, the engine under imgproxy) once per round,
   timed as a whole process;
-* 2-worker throughput for (a) and (c);
+* 2-worker throughput for (a) and (c), --rounds alternating rounds;
 * peak RSS of the server during a burst of 40 concurrent distinct 12 MP
   transforms;
 * cache hits: wrk at 1, 16 and 128 connections on a ~16 KB and a ~300 KB
@@ -176,29 +177,42 @@ def misses(args, tmp):
 
 
 def throughput(args, tmp):
-    print("\n| 2-worker throughput | sharp ops/s | mediaedge in-process ops/s | mediaedge HTTP ops/s (2 clients) | HTTP / sharp (target ≥ 1.3) |")
+    """2 workers, each doing n operations; sharp, in-process and HTTP (distinct
+    keys: every request a full miss) alternate for --rounds rounds; medians."""
+    print(f"\n| 2-worker throughput (median of {args.rounds} alternating rounds) | sharp ops/s | "
+          "mediaedge in-process ops/s | mediaedge HTTP ops/s (2 transform workers, 4 clients) | HTTP / sharp (target ≥ 1.3) |")
     print("|---|---|---|---|---|")
     data = os.path.join(tmp, "tput")
     os.makedirs(data, exist_ok=True)
     n = 12
-    for i in range(2 * n + 1):
+    ops = (OPS[0], OPS[2])
+    keys = iter(range(1, 2 * n * args.rounds * len(ops) + 1))
+    for i in range(2 * n * args.rounds * len(ops) + 1):
         shutil.copy(PHOTO, os.path.join(data, f"t{i}.jpg"))
-    proc, addr = start_server(data)
+    # Two transform workers, fed by four clients so that a client's own gap
+    # between requests (Python, on the same 2 cores) never idles a worker.
+    config = os.path.join(tmp, "tput.toml")
+    with open(config, "w") as f:
+        f.write("[transform]\nworkers = 2\n")
+    proc, addr = start_server(data, config)
     try:
         http_get(addr, "/t0.jpg?w=16")
-        for op in (OPS[0], OPS[2]):
-            sharp_t = run_child(["node", SHARP_JS, *op_args(op), str(n), "2"])[0][0]["throughput_per_s"]
-            ours_t = run_child([PIPELINE, *op_args(op), str(n), "2"])[0][0]["throughput_per_s"]
+        for op in ops:
             _, _, _, w, h, fit, fmt, q, _ = op
-            keys = list(range(1, 2 * n + 1))
-            t = time.perf_counter()
-            workers = [threading.Thread(target=lambda ks: [http_get(addr, f"/t{k}.jpg?w={w}&h={h}&fit={fit}&fmt={fmt}&q={q}&v={op[0]}") for k in ks],
-                                        args=(keys[i::2],)) for i in range(2)]
-            for th in workers:
-                th.start()
-            for th in workers:
-                th.join()
-            http_t = 2 * n / (time.perf_counter() - t)
+            runs = {"sharp": [], "ours": [], "http": []}
+            for _ in range(args.rounds):
+                runs["sharp"].append(run_child(["node", SHARP_JS, *op_args(op), str(n), "2"])[0][0]["throughput_per_s"])
+                runs["ours"].append(run_child([PIPELINE, *op_args(op), str(n), "2"])[0][0]["throughput_per_s"])
+                mine = [next(keys) for _ in range(2 * n)]
+                t = time.perf_counter()
+                workers = [threading.Thread(target=lambda ks: [http_get(addr, f"/t{k}.jpg?w={w}&h={h}&fit={fit}&fmt={fmt}&q={q}") for k in ks],
+                                            args=(mine[i::4],)) for i in range(4)]
+                for th in workers:
+                    th.start()
+                for th in workers:
+                    th.join()
+                runs["http"].append(2 * n / (time.perf_counter() - t))
+            sharp_t, ours_t, http_t = (med(runs[k]) for k in ("sharp", "ours", "http"))
             print(f"| ({op[0]}) | {sharp_t:.1f} | {ours_t:.1f} | {http_t:.1f} | {http_t / sharp_t:.2f} |")
     finally:
         proc.terminate()
@@ -319,7 +333,7 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--wrk-secs", type=int, default=10)
     ap.add_argument("--hit-rounds", type=int, default=3)
-    ap.add_argument("--only", choices=["misses", "hits"])
+    ap.add_argument("--only", choices=["misses", "throughput", "burst", "hits"])
     args = ap.parse_args()
     ensure_peers()
     tmp = tempfile.mkdtemp(prefix="mediaedge-peers-")
@@ -330,7 +344,9 @@ def main():
     try:
         if args.only in (None, "misses"):
             misses(args, tmp)
+        if args.only in (None, "throughput"):
             throughput(args, tmp)
+        if args.only in (None, "burst"):
             burst(args, tmp)
         if args.only in (None, "hits"):
             hits(args, tmp)
