@@ -36,6 +36,8 @@ pub enum Error {
     RouteNotFound,
     #[error("Method Not Allowed")]
     MethodNotAllowed,
+    #[error("URI Too Long")]
+    UriTooLong,
 }
 
 impl Error {
@@ -62,6 +64,7 @@ impl Error {
             Error::Key(_) | Error::Variant(_) | Error::NotAnImage => StatusCode::BAD_REQUEST,
             Error::RouteNotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::UriTooLong => StatusCode::URI_TOO_LONG,
             Error::Transform(e) => match e {
                 TransformError::Undecodable(_) | TransformError::TooManyPixels(_) => {
                     StatusCode::UNPROCESSABLE_ENTITY
@@ -94,6 +97,7 @@ impl Error {
             Error::Store(_) => "store",
             Error::RouteNotFound => "no_route",
             Error::MethodNotAllowed => "method",
+            Error::UriTooLong => "uri_too_long",
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod header_values;
 pub mod http;

@@ -33,6 +33,7 @@ pub const UPLOAD_BYTES: &str = "mediaedge_upload_bytes_total";
 pub const PRESETS: &str = "mediaedge_presets_total";
 pub const ADMIN_OPS: &str = "mediaedge_admin_operations_total";
 pub const STALE_SERVED: &str = "mediaedge_stale_served_total";
+pub const CONNECTIONS_REFUSED: &str = "mediaedge_connections_refused_total";
 
 /// Access checks take microseconds; the request buckets would lump them all together.
 const AUTH_BUCKETS: &[f64] = &[
@@ -95,6 +96,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_counter!(UPLOAD_BYTES, "Bytes of published uploads");
     describe_counter!(PRESETS, "Preset variants made after uploads, by outcome");
     describe_counter!(ADMIN_OPS, "Admin API calls by operation and status");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections answered 503 because server.max_connections were open"
+    );
     describe_counter!(
         STALE_SERVED,
         "Requests answered from cache while the store was failing (X-Cache: STALE)"
@@ -230,4 +235,8 @@ impl Drop for InFlight {
             gauge!(self.0).decrement(1.0);
         }
     }
+}
+
+pub fn connection_refused() {
+    counter!(CONNECTIONS_REFUSED).increment(1);
 }

@@ -9,16 +9,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::Request;
+use axum::response::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 use crate::auth::Access;
 use crate::cache::{Cache, disk::DiskCache};
 use crate::config::Config;
+use crate::connection::{self, Activity, TimedIo};
 use crate::http::{self, App, AppState};
+use crate::metrics;
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 use crate::transform::Transformer;
@@ -80,10 +85,13 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
     }
     let app = http::router(state);
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Header and idle deadlines are TimedIo's (hyper's one timer would be both).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_read_timeout);
+        .header_read_timeout(None)
+        .max_buf_size(cfg.max_header_bytes);
+    let connections = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
 
@@ -99,14 +107,35 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
                         continue;
                     }
                 };
+                let Ok(permit) = connections.clone().try_acquire_owned() else {
+                    metrics::connection_refused();
+                    tokio::spawn(connection::refuse(stream));
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let activity = Arc::new(Activity::default());
+                let (start, end) = (activity.clone(), activity.clone());
+                let service = app
+                    .clone()
+                    .map_request(move |req: Request<hyper::body::Incoming>| {
+                        start.started();
+                        req
+                    })
+                    .map_response(move |res: Response| {
+                        end.answered();
+                        res
+                    });
+                let io = TimedIo::new(stream, activity, cfg.idle_timeout, cfg.header_read_timeout);
+                let conn = builder.serve_connection_with_upgrades(
+                    TokioIo::new(io),
+                    TowerToHyperService::new(service),
+                );
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             () = &mut shutdown => break,

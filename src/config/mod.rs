@@ -52,6 +52,10 @@ pub struct RawServer {
     pub listen: String,
     pub shutdown_grace_secs: u64,
     pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_header_bytes: u64,
+    pub max_url_bytes: u64,
+    pub max_connections: u64,
 }
 
 impl Default for RawServer {
@@ -60,6 +64,10 @@ impl Default for RawServer {
             listen: "127.0.0.1:8080".into(),
             shutdown_grace_secs: 30,
             header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_header_bytes: 16 << 10,
+            max_url_bytes: 8 << 10,
+            max_connections: 1000,
         }
     }
 }
@@ -165,7 +173,16 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub shutdown_grace: Duration,
+    /// From a request's first byte to the end of its headers (slowloris).
     pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request and no traffic is closed after this.
+    pub idle_timeout: Duration,
+    /// Request line and headers together (hyper's read buffer; 431 beyond).
+    pub max_header_bytes: usize,
+    /// Path and query (414 beyond).
+    pub max_url_bytes: usize,
+    /// Open connections; one more is answered 503 and closed.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -347,6 +364,22 @@ fn validate_server(raw: &RawServer) -> Result<ServerConfig, ConfigError> {
             1,
             600,
         )?),
+        idle_timeout: Duration::from_secs(in_range(
+            "server.idle_timeout_secs",
+            raw.idle_timeout_secs,
+            1,
+            3600,
+        )?),
+        // hyper refuses a read buffer under 8 KiB.
+        max_header_bytes: in_range(
+            "server.max_header_bytes",
+            raw.max_header_bytes,
+            8 << 10,
+            1 << 20,
+        )? as usize,
+        max_url_bytes: in_range("server.max_url_bytes", raw.max_url_bytes, 256, 1 << 20)? as usize,
+        max_connections: in_range("server.max_connections", raw.max_connections, 1, 1_000_000)?
+            as usize,
     })
 }
 

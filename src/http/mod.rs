@@ -102,12 +102,17 @@ fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
     }
 }
 
-/// The HTTP layer's own body limit: a request announcing more than any
-/// upload may carry is answered 413 before routing, without reading a byte.
+/// The HTTP layer's own limits: a path and query over `server.max_url_bytes`
+/// answers 414; a request announcing more than any upload may carry is
+/// answered 413 before routing, without reading a byte.
 /// (Handlers bound what they read too: uploads by their signed limit,
 /// JSON bodies by `upload::MAX_JSON_BODY`.) Called by the one middleware,
 /// [`observe::observe`], so the refusal is logged like any answer.
 fn refuse_oversized(app: &AppState, req: &axum::extract::Request) -> Option<Response> {
+    let max_url = app.config.server.max_url_bytes;
+    if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > max_url {
+        return Some(Error::UriTooLong.into_response());
+    }
     let limit = app.config.upload.max_bytes;
     let announced = req
         .headers()
