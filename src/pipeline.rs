@@ -198,11 +198,11 @@ impl Pipeline {
         }
         if self.inner.shared {
             let (store, body) = (self.inner.store.clone(), d.body.clone());
-            tokio::spawn(async move {
+            tokio::spawn(tracing::Instrument::in_current_span(async move {
                 store
                     .put_shared(&dkey.object, &dkey.etag, &dkey.variant, body)
                     .await;
-            });
+            }));
         }
         Ok((d, CacheStatus::Miss))
     }

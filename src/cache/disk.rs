@@ -120,7 +120,9 @@ impl DiskCache {
     pub fn put(&self, key: &DerivativeKey, d: &Derivative) {
         let this = self.clone();
         let (id, object, d) = (key.id(), key.object.as_str().to_owned(), d.clone());
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _request = span.enter(); // log lines keep the request id
             let hash = hash_of(&id);
             match this.write_entry(&hash, &id, &object, &d) {
                 Ok(size) => this

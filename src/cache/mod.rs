@@ -415,11 +415,14 @@ impl Cache {
 async fn spawned<T: Send + 'static>(
     fill: impl Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::spawn(fill).await.unwrap_or_else(|e| {
-        Err(Error::Transform(
-            crate::transform::TransformError::Internal(format!("fill task failed: {e}")),
-        ))
-    })
+    // The fill's log lines carry the request id of the request that started it.
+    tokio::spawn(tracing::Instrument::in_current_span(fill))
+        .await
+        .unwrap_or_else(|e| {
+            Err(Error::Transform(
+                crate::transform::TransformError::Internal(format!("fill task failed: {e}")),
+            ))
+        })
 }
 
 #[cfg(test)]

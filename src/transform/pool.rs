@@ -84,7 +84,9 @@ impl Admission {
                 .await
                 .map_err(|_| TransformError::Internal("transform pool closed".into()))?;
             let _in_flight = metrics::InFlight::transforms();
+            let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || {
+                let _request = span.enter(); // log lines keep the request id
                 // Both places are released when the work is really done.
                 let _places = (slot, worker);
                 catch_unwind(AssertUnwindSafe(job))
