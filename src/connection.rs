@@ -86,6 +86,15 @@ impl TimedIo {
         }
     }
 
+    /// A finished write is traffic: it keeps an answer being sent from
+    /// counting as idle.
+    fn wrote<T>(&mut self, res: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if res.is_ready() {
+            self.last_traffic = Instant::now();
+        }
+        res
+    }
+
     /// Called when a read would wait: errors once the deadline has passed,
     /// else makes sure the timer wakes us no later than it.
     fn wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -142,10 +151,7 @@ impl AsyncWrite for TimedIo {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if res.is_ready() {
-            this.last_traffic = Instant::now();
-        }
-        res
+        this.wrote(res)
     }
 
     fn poll_write_vectored(
@@ -155,10 +161,7 @@ impl AsyncWrite for TimedIo {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if res.is_ready() {
-            this.last_traffic = Instant::now();
-        }
-        res
+        this.wrote(res)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -107,6 +107,9 @@ pub fn install() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
+/// Requests counter, latency histogram and (with a cache status) served-bytes counter.
+type RequestHandles = (Counter, Histogram, Option<Counter>);
+
 pub fn http_request(
     route: &'static str,
     status: u16,
@@ -118,7 +121,7 @@ pub fn http_request(
     // building and hashing the labels on every request cost more than the
     // counting (and `status.to_string()` allocated).
     thread_local! {
-        static HANDLES: RefCell<HashMap<(&'static str, u16, &'static str), (Counter, Histogram, Option<Counter>)>> =
+        static HANDLES: RefCell<HashMap<(&'static str, u16, &'static str), RequestHandles>> =
             RefCell::new(HashMap::new());
     }
     HANDLES.with_borrow_mut(|handles| {
@@ -207,18 +210,22 @@ pub fn admin_op(op: &'static str, status: u16) {
     counter!(ADMIN_OPS, "op" => op, "status" => status.to_string()).increment(1);
 }
 
-/// Increments a gauge for as long as it lives.
-pub struct InFlight(&'static str);
+/// Increments a gauge for as long as it lives (and holds its handle, so the
+/// decrement needs no second lookup).
+pub struct InFlight(Gauge);
 
 impl InFlight {
     pub fn transforms() -> Self {
-        gauge!(TRANSFORMS_IN_FLIGHT).increment(1.0);
-        Self(TRANSFORMS_IN_FLIGHT)
+        Self::start(gauge!(TRANSFORMS_IN_FLIGHT))
     }
 
     pub fn http() -> Self {
-        HTTP_IN_FLIGHT_GAUGE.with(|g| g.increment(1.0));
-        Self(HTTP_IN_FLIGHT)
+        Self::start(HTTP_IN_FLIGHT_GAUGE.with(Gauge::clone))
+    }
+
+    fn start(gauge: Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
     }
 }
 
@@ -229,11 +236,7 @@ thread_local! {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0 == HTTP_IN_FLIGHT {
-            HTTP_IN_FLIGHT_GAUGE.with(|g| g.decrement(1.0));
-        } else {
-            gauge!(self.0).decrement(1.0);
-        }
+        self.0.decrement(1.0);
     }
 }
 

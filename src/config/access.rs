@@ -7,7 +7,7 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::Deserialize;
 
-use super::{ConfigError, Secrets, in_range};
+use super::{ConfigError, Secrets, in_range, secs_in_range};
 use crate::auth::prefix::RoutePrefix;
 
 /// `Cache-Control` on routes without their own: browsers and CDNs keep public
@@ -158,12 +158,7 @@ pub fn validate_jwt(raw: Option<RawJwt>) -> Result<Option<JwtConfig>, ConfigErro
         audience: raw.audience.map(OneOrMany::into_vec).unwrap_or_default(),
         cookie: raw.cookie,
         leeway_secs: in_range("jwt.leeway_secs", raw.leeway_secs, 0, 3600)?,
-        jwks_refresh: Duration::from_secs(in_range(
-            "jwt.jwks_refresh_secs",
-            raw.jwks_refresh_secs,
-            1,
-            7 * 86400,
-        )?),
+        jwks_refresh: secs_in_range("jwt.jwks_refresh_secs", raw.jwks_refresh_secs, 1, 7 * 86400)?,
     }))
 }
 

@@ -352,24 +352,19 @@ fn validate_server(raw: &RawServer) -> Result<ServerConfig, ConfigError> {
     })?;
     Ok(ServerConfig {
         listen,
-        shutdown_grace: Duration::from_secs(in_range(
+        shutdown_grace: secs_in_range(
             "server.shutdown_grace_secs",
             raw.shutdown_grace_secs,
             0,
             3600,
-        )?),
-        header_read_timeout: Duration::from_secs(in_range(
+        )?,
+        header_read_timeout: secs_in_range(
             "server.header_read_timeout_secs",
             raw.header_read_timeout_secs,
             1,
             600,
-        )?),
-        idle_timeout: Duration::from_secs(in_range(
-            "server.idle_timeout_secs",
-            raw.idle_timeout_secs,
-            1,
-            3600,
-        )?),
+        )?,
+        idle_timeout: secs_in_range("server.idle_timeout_secs", raw.idle_timeout_secs, 1, 3600)?,
         // hyper refuses a read buffer under 8 KiB.
         max_header_bytes: in_range(
             "server.max_header_bytes",
@@ -456,18 +451,13 @@ fn validate_cache(raw: &RawCache) -> Result<CacheConfig, ConfigError> {
         memory_bytes: memory_mb * 1024 * 1024,
         shared: raw.shared,
         disk,
-        revalidate: Duration::from_secs(in_range(
-            "cache.revalidate_secs",
-            raw.revalidate_secs,
-            0,
-            365 * 86400,
-        )?),
-        stale_if_error: Duration::from_secs(in_range(
+        revalidate: secs_in_range("cache.revalidate_secs", raw.revalidate_secs, 0, 365 * 86400)?,
+        stale_if_error: secs_in_range(
             "cache.stale_if_error_secs",
             raw.stale_if_error_secs,
             0,
             365 * 86400,
-        )?),
+        )?,
     })
 }
 
@@ -548,6 +538,16 @@ fn parse_size(s: &str, max: u32) -> Result<SizeSpec, String> {
         return Err("expected WxH, e.g. 150x150".into());
     }
     Ok(size)
+}
+
+/// A whole number of seconds within `min..=max`, as a duration.
+pub(crate) fn secs_in_range(
+    key: &str,
+    v: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    in_range(key, v, min, max).map(Duration::from_secs)
 }
 
 pub(crate) fn in_range(key: &str, v: u64, min: u64, max: u64) -> Result<u64, ConfigError> {

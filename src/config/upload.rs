@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, TransformConfig, in_range};
+use super::{ConfigError, TransformConfig, in_range, secs_in_range};
 use crate::variant::{Variant, VariantRequest};
 
 #[derive(Debug, Deserialize)]
@@ -52,18 +52,8 @@ pub fn validate_upload(raw: &RawUpload) -> Result<UploadConfig, ConfigError> {
     };
     Ok(UploadConfig {
         max_bytes: in_range("upload.max_bytes", raw.max_bytes, 1, 1 << 40)?,
-        expiry: Duration::from_secs(in_range(
-            "upload.expiry_secs",
-            raw.expiry_secs,
-            1,
-            7 * 86400,
-        )?),
-        body_timeout: Duration::from_secs(in_range(
-            "upload.body_timeout_secs",
-            raw.body_timeout_secs,
-            1,
-            3600,
-        )?),
+        expiry: secs_in_range("upload.expiry_secs", raw.expiry_secs, 1, 7 * 86400)?,
+        body_timeout: secs_in_range("upload.body_timeout_secs", raw.body_timeout_secs, 1, 3600)?,
         base_url,
     })
 }

@@ -118,7 +118,7 @@ fn refuse_oversized(app: &AppState, req: &axum::extract::Request) -> Option<Resp
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if !announced.is_some_and(|n| n > limit) {
+    if announced.is_none_or(|n| n <= limit) {
         return None;
     }
     let mut res = Error::from(crate::upload::UploadError::TooLarge(limit)).into_response();
