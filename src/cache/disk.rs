@@ -17,6 +17,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -28,6 +29,7 @@ use crate::config::DiskCacheConfig;
 use crate::header_values::HeaderValues;
 use crate::media_type::MediaType;
 use crate::metrics;
+use crate::telemetry::LogEvery;
 
 const MAGIC: &[u8; 8] = b"MEDGE001";
 const TMP_DIR: &str = "tmp";
@@ -54,10 +56,20 @@ struct IndexEntry {
     size: u64,
 }
 
+/// A failing disk (full, read-only, removed) is logged at most this often.
+pub const WRITE_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 #[derive(Clone)]
 pub struct DiskCache {
     root: Arc<PathBuf>,
     index: moka::sync::Cache<Hash, Arc<IndexEntry>>,
+    health: Arc<WriteHealth>,
+}
+
+/// Write failures: logged once per interval, and a line when writes work again.
+struct WriteHealth {
+    log: LogEvery,
+    failing: AtomicBool,
 }
 
 impl DiskCache {
@@ -80,7 +92,15 @@ impl DiskCache {
                 }
             })
             .build();
-        let cache = Self { root, index };
+        let health = Arc::new(WriteHealth {
+            log: LogEvery::new(WRITE_FAILURE_LOG_INTERVAL),
+            failing: AtomicBool::new(false),
+        });
+        let cache = Self {
+            root,
+            index,
+            health,
+        };
         cache.rebuild()?;
         Ok(cache)
     }
@@ -115,8 +135,10 @@ impl DiskCache {
         }
     }
 
-    /// Writes an entry in the background; failures are logged and counted,
-    /// never surfaced to the request that produced the derivative.
+    /// Writes an entry in the background; failures are counted, logged once
+    /// per [`WRITE_FAILURE_LOG_INTERVAL`], never surfaced to the request that
+    /// produced the derivative (it is served from memory; a failed write
+    /// leaves no file: the temporary is removed when dropped).
     pub fn put(&self, key: &DerivativeKey, d: &Derivative) {
         let this = self.clone();
         let (id, object, d) = (key.id(), key.object.as_str().to_owned(), d.clone());
@@ -125,12 +147,23 @@ impl DiskCache {
             let _request = span.enter(); // log lines keep the request id
             let hash = hash_of(&id);
             match this.write_entry(&hash, &id, &object, &d) {
-                Ok(size) => this
-                    .index
-                    .insert(hash, Arc::new(IndexEntry { object, size })),
+                Ok(size) => {
+                    this.index
+                        .insert(hash, Arc::new(IndexEntry { object, size }));
+                    if this.health.failing.swap(false, Ordering::Relaxed) {
+                        tracing::info!("disk cache writes succeed again");
+                    }
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "disk cache write failed");
                     metrics::disk_cache_error("write");
+                    this.health.failing.store(true, Ordering::Relaxed);
+                    if let Some(unlogged) = this.health.log.due() {
+                        tracing::warn!(
+                            error = %e,
+                            unlogged_failures = unlogged,
+                            "disk cache write failed; serving from memory and the store (logged at most once a minute)"
+                        );
+                    }
                 }
             }
         });

@@ -324,8 +324,9 @@ impl Uploads {
     }
 }
 
-/// The sniffed type, if this class of upload may store it.
-fn allowed(head: &[u8], class: UploadClass) -> Result<MediaType, UploadError> {
+/// The sniffed type, if this class of upload may store it (public for the
+/// `upload_sniff` fuzz target).
+pub fn allowed(head: &[u8], class: UploadClass) -> Result<MediaType, UploadError> {
     let media = MediaType::sniff(head);
     if class.allows(media) {
         Ok(media)
@@ -344,7 +345,7 @@ fn allowed(head: &[u8], class: UploadClass) -> Result<MediaType, UploadError> {
 }
 
 /// AVIF is stored but not decoded by us: its `ispe` box gives the size.
-fn avif_size(src: &[u8], max_pixels: u64) -> Result<(u32, u32), TransformError> {
+pub fn avif_size(src: &[u8], max_pixels: u64) -> Result<(u32, u32), TransformError> {
     let size = imagesize::blob_size(src)
         .map_err(|e| TransformError::Undecodable(format!("AVIF header does not parse: {e}")))?;
     let (w, h) = (size.width as u64, size.height as u64);

@@ -37,6 +37,8 @@ pub struct Builder {
     dir: Option<tempfile::TempDir>,
     /// `[storage]` for an S3 server (then no `--data` flag is passed).
     storage: Option<String>,
+    /// RLIMIT_FSIZE for the server: writes past it fail as on a full disk.
+    file_size_limit: Option<u64>,
 }
 
 impl Builder {
@@ -67,6 +69,14 @@ impl Builder {
     /// The config has its own `[storage]`: no `--data` flag.
     pub fn own_storage(mut self) -> Self {
         self.storage = Some(String::new());
+        self
+    }
+
+    /// Every file the server writes fails past `bytes` (EFBIG, as a full
+    /// disk fails with ENOSPC); SIGXFSZ is ignored so the write returns the
+    /// error instead of killing the process.
+    pub fn file_size_limit(mut self, bytes: u64) -> Self {
+        self.file_size_limit = Some(bytes);
         self
     }
 
@@ -103,6 +113,23 @@ impl Builder {
             .stderr(Stdio::piped());
         for (k, v) in &self.env {
             cmd.env(k, v);
+        }
+        if let Some(limit) = self.file_size_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let rl = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
         }
         let mut child = cmd.spawn().expect("start mediaedge");
         let stderr = collect_lines(child.stderr.take().unwrap());
@@ -157,6 +184,7 @@ impl Server {
             env: Vec::new(),
             dir: None,
             storage: None,
+            file_size_limit: None,
         }
     }
 
