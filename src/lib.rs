@@ -15,6 +15,7 @@ pub mod media_type;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 #[cfg(test)]

@@ -34,6 +34,13 @@ pub const PRESETS: &str = "mediaedge_presets_total";
 pub const ADMIN_OPS: &str = "mediaedge_admin_operations_total";
 pub const STALE_SERVED: &str = "mediaedge_stale_served_total";
 pub const CONNECTIONS_REFUSED: &str = "mediaedge_connections_refused_total";
+pub const DERIVATIVES_SENT: &str = "mediaedge_derivatives_sent_total";
+pub const DERIVATIVE_BYTES: &str = "mediaedge_derivative_sent_bytes_total";
+pub const DERIVATIVE_ORIGINAL_BYTES: &str = "mediaedge_derivative_original_bytes_total";
+
+/// Distinct `size` labels on the savings counters; later sizes count as
+/// `other` (without `transform.allowed_sizes`, clients choose the sizes).
+const MAX_SIZE_LABELS: usize = 64;
 
 /// Access checks take microseconds; the request buckets would lump them all together.
 const AUTH_BUCKETS: &[f64] = &[
@@ -101,6 +108,18 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "Connections answered 503 because server.max_connections were open"
     );
     describe_counter!(
+        DERIVATIVES_SENT,
+        "Whole derivative bodies sent (200 GET), by requested size (WxH, Wx, xH)"
+    );
+    describe_counter!(
+        DERIVATIVE_BYTES,
+        "Bytes of those derivative bodies, by requested size"
+    );
+    describe_counter!(
+        DERIVATIVE_ORIGINAL_BYTES,
+        "Bytes of their originals (what would have been sent untransformed), by requested size"
+    );
+    describe_counter!(
         STALE_SERVED,
         "Requests answered from cache while the store was failing (X-Cache: STALE)"
     );
@@ -152,6 +171,51 @@ pub fn cache_hit(tier: &'static str, kind: &'static str) {
             .or_insert_with(|| counter!(CACHE_HITS, "tier" => tier, "kind" => kind))
             .increment(1);
     });
+}
+
+/// A whole derivative sent: its bytes against its original's (the savings
+/// the status page shows per size).
+pub fn derivative_sent(width: Option<u32>, height: Option<u32>, sent: u64, original: u64) {
+    type Size = (Option<u32>, Option<u32>);
+    type Handles = (Counter, Counter, Counter);
+    thread_local! {
+        static HANDLES: RefCell<HashMap<Size, Handles>> =
+            RefCell::new(HashMap::new());
+    }
+    static LABELS: std::sync::Mutex<Vec<Size>> = std::sync::Mutex::new(Vec::new());
+    HANDLES.with_borrow_mut(|handles| {
+        let (n, bytes, originals) = handles.entry((width, height)).or_insert_with(|| {
+            let mut known = LABELS.lock().unwrap_or_else(|e| e.into_inner());
+            let size = if known.contains(&(width, height)) || known.len() < MAX_SIZE_LABELS {
+                if !known.contains(&(width, height)) {
+                    known.push((width, height));
+                }
+                size_label(width, height)
+            } else {
+                "other".to_owned()
+            };
+            (
+                counter!(DERIVATIVES_SENT, "size" => size.clone()),
+                counter!(DERIVATIVE_BYTES, "size" => size.clone()),
+                counter!(DERIVATIVE_ORIGINAL_BYTES, "size" => size),
+            )
+        });
+        n.increment(1);
+        bytes.increment(sent);
+        originals.increment(original);
+    });
+}
+
+/// `150x150`, `300x` (width only), `x200` (height only), `any` (format only).
+pub fn size_label(width: Option<u32>, height: Option<u32>) -> String {
+    match (width, height) {
+        (None, None) => "any".to_owned(),
+        (w, h) => format!(
+            "{}x{}",
+            w.map(|v| v.to_string()).unwrap_or_default(),
+            h.map(|v| v.to_string()).unwrap_or_default()
+        ),
+    }
 }
 
 pub fn cache_miss(kind: &'static str) {

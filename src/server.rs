@@ -71,6 +71,16 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     println!("mediaedge listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    let status_listener = match cfg.status_listen {
+        Some(a) => {
+            let l = TcpListener::bind(a).await?;
+            let addr = l.local_addr()?;
+            println!("mediaedge status page on http://{addr}/_/status");
+            tracing::info!(%addr, "status page listening");
+            Some(l)
+        }
+        None => None,
+    };
 
     if let Some(handle) = state.metrics.clone() {
         // The Prometheus recorder keeps histogram samples until upkeep drains
@@ -83,7 +93,6 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
             }
         });
     }
-    let app = http::router(state);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Header and idle deadlines are TimedIo's (hyper's one timer would be both).
     builder
@@ -91,14 +100,57 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
         .timer(TokioTimer::new())
         .header_read_timeout(None)
         .max_buf_size(cfg.max_header_bytes);
-    let connections = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let acceptor = Acceptor {
+        builder,
+        connections: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections)),
+        graceful: GracefulShutdown::new(),
+        cfg: cfg.clone(),
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let main = acceptor.serve(listener, http::router(state.clone()), stopped.clone());
+    let status = async {
+        if let Some(l) = status_listener {
+            acceptor
+                .serve(l, http::status_router(state.clone()), stopped)
+                .await;
+        }
+    };
+    let signal = async {
+        shutdown_signal().await;
+        drop(stop); // every accept loop ends
+    };
+    tokio::join!(main, status, signal);
+    tracing::info!(
+        grace_secs = cfg.shutdown_grace.as_secs(),
+        "shutting down, draining in-flight requests"
+    );
+    tokio::select! {
+        () = acceptor.graceful.shutdown() => tracing::info!("drained"),
+        () = tokio::time::sleep(cfg.shutdown_grace) => tracing::warn!("grace period over, closing remaining connections"),
+    }
+    Ok(())
+}
 
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+/// What every listener's accept loop shares: the connection settings, the
+/// cap on open connections, and the graceful-shutdown watch.
+struct Acceptor {
+    builder: auto::Builder<TokioExecutor>,
+    connections: Arc<tokio::sync::Semaphore>,
+    graceful: GracefulShutdown,
+    cfg: crate::config::ServerConfig,
+}
+
+impl Acceptor {
+    /// Accepts until `stopped` closes; the listener is dropped on return.
+    async fn serve(
+        &self,
+        listener: TcpListener,
+        app: axum::Router,
+        mut stopped: tokio::sync::watch::Receiver<()>,
+    ) {
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
                         // Out of file descriptors and the like: back off, keep serving.
@@ -106,51 +158,46 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
-                };
-                let Ok(permit) = connections.clone().try_acquire_owned() else {
-                    metrics::connection_refused();
-                    tokio::spawn(connection::refuse(stream));
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let activity = Arc::new(Activity::default());
-                let (start, end) = (activity.clone(), activity.clone());
-                let service = app
-                    .clone()
-                    .map_request(move |req: Request<hyper::body::Incoming>| {
-                        start.started();
-                        req
-                    })
-                    .map_response(move |res: Response| {
-                        end.answered();
-                        res
-                    });
-                let io = TimedIo::new(stream, activity, cfg.idle_timeout, cfg.header_read_timeout);
-                let conn = builder.serve_connection_with_upgrades(
-                    TokioIo::new(io),
-                    TowerToHyperService::new(service),
-                );
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    drop(permit);
+                },
+                _ = stopped.changed() => return,
+            };
+            let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+                metrics::connection_refused();
+                tokio::spawn(connection::refuse(stream));
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let activity = Arc::new(Activity::default());
+            let (start, end) = (activity.clone(), activity.clone());
+            let service = app
+                .clone()
+                .map_request(move |req: Request<hyper::body::Incoming>| {
+                    start.started();
+                    req
+                })
+                .map_response(move |res: Response| {
+                    end.answered();
+                    res
                 });
-            }
-            () = &mut shutdown => break,
+            let io = TimedIo::new(
+                stream,
+                activity,
+                self.cfg.idle_timeout,
+                self.cfg.header_read_timeout,
+            );
+            let conn = self.builder.serve_connection_with_upgrades(
+                TokioIo::new(io),
+                TowerToHyperService::new(service),
+            );
+            let conn = self.graceful.watch(conn.into_owned());
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                drop(permit);
+            });
         }
     }
-    drop(listener);
-    tracing::info!(
-        grace_secs = cfg.shutdown_grace.as_secs(),
-        "shutting down, draining in-flight requests"
-    );
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("drained"),
-        () = tokio::time::sleep(cfg.shutdown_grace) => tracing::warn!("grace period over, closing remaining connections"),
-    }
-    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -79,10 +79,12 @@ async fn sigkill_during_disk_writes_never_serves_a_torn_entry() {
         let cache = s.dir.path().join("cache");
         let deadline = Instant::now() + Duration::from_secs(60);
         // Round r: once r entries are complete, at the next write.
-        while !(temporaries(&cache) > 0 && entry_files(&cache).len() >= round)
-            && !requests.iter().all(|r| r.is_finished())
-            && Instant::now() < deadline
-        {
+        loop {
+            let writing = temporaries(&cache) > 0 && entry_files(&cache).len() >= round;
+            let over = requests.iter().all(|r| r.is_finished()) || Instant::now() > deadline;
+            if writing || over {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let mid_write = temporaries(&cache) > 0;

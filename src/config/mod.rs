@@ -56,6 +56,9 @@ pub struct RawServer {
     pub max_header_bytes: u64,
     pub max_url_bytes: u64,
     pub max_connections: u64,
+    /// A second listener serving only the status page, metrics and health
+    /// without the admin key (for a private interface); unset = none.
+    pub status_listen: Option<String>,
 }
 
 impl Default for RawServer {
@@ -68,6 +71,7 @@ impl Default for RawServer {
             max_header_bytes: 16 << 10,
             max_url_bytes: 8 << 10,
             max_connections: 1000,
+            status_listen: None,
         }
     }
 }
@@ -183,6 +187,8 @@ pub struct ServerConfig {
     pub max_url_bytes: usize,
     /// Open connections; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// Where `/_/status` is served without the admin key, if anywhere.
+    pub status_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -344,14 +350,23 @@ impl Config {
 }
 
 fn validate_server(raw: &RawServer) -> Result<ServerConfig, ConfigError> {
-    let listen = raw.listen.parse().map_err(|_| {
-        ConfigError::key(
-            "server.listen",
-            format!("'{}' is not an address like 127.0.0.1:8080", raw.listen),
-        )
-    })?;
+    let address = |key: &str, text: &str| {
+        text.parse().map_err(|_| {
+            ConfigError::key(
+                key,
+                format!("'{text}' is not an address like 127.0.0.1:8080"),
+            )
+        })
+    };
+    let listen = address("server.listen", &raw.listen)?;
+    let status_listen = raw
+        .status_listen
+        .as_deref()
+        .map(|a| address("server.status_listen", a))
+        .transpose()?;
     Ok(ServerConfig {
         listen,
+        status_listen,
         shutdown_grace: secs_in_range(
             "server.shutdown_grace_secs",
             raw.shutdown_grace_secs,

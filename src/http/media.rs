@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::header_values::HeaderValues;
 use crate::key::ObjectKey;
 use crate::media_type::MediaType;
+use crate::metrics;
 use crate::pipeline::OriginalBody;
 use crate::store::StoreError;
 use crate::variant::{Variant, VariantRequest};
@@ -158,7 +159,10 @@ async fn derivative(
     };
     let body = match (method == Method::HEAD, &range) {
         (true, _) => Body::empty(),
-        (false, None) => Body::from(d.body.clone()),
+        (false, None) => {
+            metrics::derivative_sent(variant.width, variant.height, rep.len, meta.size);
+            Body::from(d.body.clone())
+        }
         (false, Some(r)) => Body::from(d.body.slice(r.start as usize..r.end as usize)),
     };
     Ok(rep.answer(range, body, status))

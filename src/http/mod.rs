@@ -6,6 +6,7 @@ pub mod conditional;
 mod media;
 mod observe;
 mod ops;
+mod status;
 mod upload;
 
 use std::sync::Arc;
@@ -63,10 +64,26 @@ pub struct RequestInfo {
     pub denied: Option<&'static str>,
 }
 
+/// The routes of `server.status_listen`: the status page, metrics and
+/// health without the admin key; nothing else.
+pub fn status_router(state: AppState) -> Router {
+    Router::new()
+        .route("/_/health", get(ops::health))
+        .route("/_/metrics", get(ops::metrics))
+        .route("/_/status", get(status::open))
+        .fallback(|| async { Error::RouteNotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .with_state(state)
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/_/health", get(ops::health))
         .route("/_/metrics", get(ops::metrics))
+        .route("/_/status", get(status::guarded))
         .route("/_/uploads", post(upload::presign))
         .route("/_/uploads/{*key}", put(upload::receive))
         .route("/_/objects/{*key}", delete(admin::delete_object))

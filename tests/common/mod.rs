@@ -27,6 +27,8 @@ pub struct Server {
     pub base: String,
     pub dir: tempfile::TempDir,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// stdout after the "listening on" line.
+    stdout: Arc<Mutex<Vec<String>>>,
     pub client: reqwest::Client,
 }
 
@@ -133,12 +135,14 @@ impl Builder {
         }
         let mut child = cmd.spawn().expect("start mediaedge");
         let stderr = collect_lines(child.stderr.take().unwrap());
-        let base = wait_for_listen_line(child.stdout.take().unwrap(), &stderr);
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let base = wait_for_listen_line(child.stdout.take().unwrap(), &stderr, stdout.clone());
         Server {
             child,
             base,
             dir,
             stderr,
+            stdout,
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
         }
     }
@@ -155,9 +159,11 @@ fn collect_lines(r: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String
     lines
 }
 
+/// The base URL from the first stdout line; later lines go to `rest`.
 fn wait_for_listen_line(
     stdout: impl std::io::Read + Send + 'static,
     stderr: &Arc<Mutex<Vec<String>>>,
+    rest: Arc<Mutex<Vec<String>>>,
 ) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -165,7 +171,9 @@ fn wait_for_listen_line(
         if let Some(Ok(line)) = lines.next() {
             let _ = tx.send(line);
         }
-        for _ in lines {}
+        for line in lines.map_while(Result::ok) {
+            rest.lock().unwrap().push(line);
+        }
     });
     match rx.recv_timeout(Duration::from_secs(30)) {
         Ok(line) => line
@@ -273,6 +281,27 @@ impl Server {
 
     pub fn rss(&self) -> u64 {
         proc_status_kb(self.pid(), "VmRSS:") * 1024
+    }
+
+    /// The rest of the stdout line that starts with `prefix` (waits up to 10 s).
+    pub fn stdout_after(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(rest) = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix))
+            {
+                return rest.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stdout line starting {prefix:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn stderr_lines(&self) -> Vec<String> {

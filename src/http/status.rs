@@ -1,0 +1,38 @@
+//! `GET /_/status`: the operator's page (admin key on the public listener,
+//! open on `server.status_listen`).
+
+use std::time::SystemTime;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, tagged};
+use crate::auth;
+use crate::error::Error;
+use crate::status::{Snapshot, page};
+
+/// On the public listener: the admin key, as for the admin API.
+pub async fn guarded(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = auth::check_admin(&headers, app.config.secrets.admin_key.as_deref()) {
+        return tagged("status", Error::from(e).into_response());
+    }
+    open(State(app)).await
+}
+
+/// On the status listener, which the operator keeps private.
+pub async fn open(State(app): State<AppState>) -> Response {
+    app.pipeline.cache().record_sizes().await;
+    let text = app.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let html = page::render(
+        &Snapshot::from_prometheus(&text),
+        &app.config.presets,
+        &httpdate::fmt_http_date(SystemTime::now()),
+    );
+    let headers = [
+        (CONTENT_TYPE, "text/html; charset=utf-8"),
+        (CACHE_CONTROL, "no-store"),
+    ];
+    tagged("status", (headers, html).into_response())
+}
