@@ -178,26 +178,41 @@ pub fn cache_hit(tier: &'static str, kind: &'static str) {
 pub fn derivative_sent(width: Option<u32>, height: Option<u32>, sent: u64, original: u64) {
     type Size = (Option<u32>, Option<u32>);
     type Handles = (Counter, Counter, Counter);
+    /// Stands for every size past [`MAX_SIZE_LABELS`] (no real size is 0x0).
+    const OTHER: Size = (Some(0), Some(0));
     thread_local! {
-        static HANDLES: RefCell<HashMap<Size, Handles>> =
-            RefCell::new(HashMap::new());
+        static HANDLES: RefCell<HashMap<Size, Handles>> = RefCell::new(HashMap::new());
     }
-    static LABELS: std::sync::Mutex<Vec<Size>> = std::sync::Mutex::new(Vec::new());
+    static LABELED: std::sync::Mutex<Vec<Size>> = std::sync::Mutex::new(Vec::new());
+    // Bounded: at most MAX_SIZE_LABELS + 1 entries per thread, whatever sizes clients ask for.
+    let admitted = |size: Size| {
+        let mut labeled = LABELED.lock().unwrap_or_else(|e| e.into_inner());
+        if labeled.contains(&size) {
+            return true;
+        }
+        let room = labeled.len() < MAX_SIZE_LABELS;
+        if room {
+            labeled.push(size);
+        }
+        room
+    };
     HANDLES.with_borrow_mut(|handles| {
-        let (n, bytes, originals) = handles.entry((width, height)).or_insert_with(|| {
-            let mut known = LABELS.lock().unwrap_or_else(|e| e.into_inner());
-            let size = if known.contains(&(width, height)) || known.len() < MAX_SIZE_LABELS {
-                if !known.contains(&(width, height)) {
-                    known.push((width, height));
-                }
-                size_label(width, height)
-            } else {
+        let size = (width, height);
+        let key = if handles.contains_key(&size) || admitted(size) {
+            size
+        } else {
+            OTHER
+        };
+        let (n, bytes, originals) = handles.entry(key).or_insert_with(|| {
+            let label = if key == OTHER {
                 "other".to_owned()
+            } else {
+                size_label(width, height)
             };
             (
-                counter!(DERIVATIVES_SENT, "size" => size.clone()),
-                counter!(DERIVATIVE_BYTES, "size" => size.clone()),
-                counter!(DERIVATIVE_ORIGINAL_BYTES, "size" => size),
+                counter!(DERIVATIVES_SENT, "size" => label.clone()),
+                counter!(DERIVATIVE_BYTES, "size" => label.clone()),
+                counter!(DERIVATIVE_ORIGINAL_BYTES, "size" => label),
             )
         });
         n.increment(1);

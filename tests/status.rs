@@ -232,3 +232,34 @@ async fn status_listener_serves_no_media_and_needs_no_key() {
         assert_eq!(res.status(), status, "{path}");
     }
 }
+
+/// Clients choose the sizes: the per-size savings keep at most 64 size
+/// labels (and as many handles), the rest count as `other`.
+#[tokio::test]
+async fn savings_sizes_are_bounded() {
+    let s = Server::start();
+    s.put("t.png", &common::images::palette_png(64, 64));
+    for w in 1..=70 {
+        let res = s.get(&format!("/t.png?w={w}&fmt=png")).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.bytes().await.unwrap();
+    }
+    let text = s.get("/_/metrics").await.text().await.unwrap();
+    let sizes = text
+        .lines()
+        .filter(|l| l.starts_with("mediaedge_derivatives_sent_total{"))
+        .count();
+    assert_eq!(sizes, 65, "{text}");
+    assert_eq!(
+        parse_metric(
+            &text,
+            "mediaedge_derivatives_sent_total",
+            &[("size", "other")]
+        ),
+        6.0
+    );
+    assert_eq!(
+        parse_metric(&text, "mediaedge_derivatives_sent_total", &[]),
+        70.0
+    );
+}
