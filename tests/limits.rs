@@ -141,3 +141,54 @@ async fn slow_transforms_time_out_with_503() {
         1.0
     );
 }
+
+/// Hits never queue behind transforms: with the one worker busy and the
+/// queue full, a cached derivative is still answered (20 times over) before
+/// the running transform is done; the excess transform gets 503.
+#[tokio::test]
+async fn hits_are_answered_while_the_pool_and_queue_are_full() {
+    let s = Server::builder()
+        .config("[transform]\nworkers = 1\nqueue = 1\n")
+        .start();
+    s.put_corpus(PHOTO, "p.jpg");
+    let hit = "/p.jpg?w=150&h=150&fmt=webp";
+    s.get(hit).await.bytes().await.unwrap();
+    // Three slow transforms for two slots (one running, one waiting): the
+    // third is refused, which shows both slots are taken.
+    let slow: Vec<_> = (0..3)
+        .map(|w| {
+            let (client, url) = (
+                s.client.clone(),
+                s.url(&format!("/p.jpg?w={}&fmt=png", 4000 + w)),
+            );
+            tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s
+        .metric("mediaedge_transforms_total", &[("outcome", "rejected")])
+        .await
+        < 1.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pool never filled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for _ in 0..20 {
+        let res = s.get(hit).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["x-cache"], "HIT");
+    }
+    assert!(
+        slow.iter().any(|t| !t.is_finished()),
+        "the transforms finished before the hits were answered"
+    );
+    let mut statuses = Vec::new();
+    for t in slow {
+        statuses.push(t.await.unwrap().as_u16());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 503]);
+}
