@@ -138,13 +138,20 @@ async fn sigkill_during_disk_writes_never_serves_a_torn_entry() {
 /// Writes past 4 KB fail (as on a full disk): every request is still
 /// answered (from memory and the store), each failure is counted, and the
 /// condition is logged once, not once per write; no partial file is left.
+/// The line, written by the background write, carries the request's id.
 #[tokio::test]
 async fn full_disk_keeps_serving_and_logs_once() {
-    let s = Server::builder().config(DISK).file_size_limit(4096).start();
+    let s = Server::builder()
+        .config(DISK)
+        .arg("--log-format")
+        .arg("json")
+        .file_size_limit(4096)
+        .start();
     s.put_corpus(PHOTO, "p.jpg");
     for i in 0..5 {
         let url = format!("/p.jpg?w={}&fmt=jpeg", 600 + i);
-        let miss = s.get(&url).await;
+        let id = format!("full-disk-{i}");
+        let miss = s.get_with(&url, &[("x-request-id", id.as_str())]).await;
         assert_eq!(miss.status(), StatusCode::OK);
         assert_eq!(miss.headers()["x-cache"], "MISS");
         let hit = s.get(&url).await;
@@ -157,12 +164,14 @@ async fn full_disk_keeps_serving_and_logs_once() {
             == 5.0
     })
     .await;
-    let logged = s
+    let logged: Vec<serde_json::Value> = s
         .stderr_lines()
         .iter()
         .filter(|l| l.contains("disk cache write failed"))
-        .count();
-    assert_eq!(logged, 1, "{:?}", s.stderr_lines());
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(logged.len(), 1, "{:?}", s.stderr_lines());
+    assert_eq!(logged[0]["span"]["request_id"], "full-disk-0", "{logged:?}");
     let cache = s.dir.path().join("cache");
     assert!(entry_files(&cache).is_empty());
     assert_eq!(temporaries(&cache), 0);
