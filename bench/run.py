@@ -44,7 +44,7 @@ def ensure_tools():
     subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
 
 
-def start_server(data, config=None, binary=None, env=None):
+def start_server(data, config=None, binary=None, env=None, stderr=None):
     """Starts the release binary (or `binary`) on a free port; `data` None: the config's own storage."""
     cmd = [binary or os.path.join(ROOT, "target", "release", "mediaedge"), "serve", "--listen", "127.0.0.1:0"]
     if data:
@@ -54,7 +54,7 @@ def start_server(data, config=None, binary=None, env=None):
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr or subprocess.DEVNULL,
         env={**os.environ, "RUST_LOG": "warn", **(env or {})},
         text=True,
     )

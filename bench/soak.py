@@ -2,17 +2,17 @@
 """Soak: a steady mix of traffic for --minutes against a release build on
 loopback, watching the server's RSS and open file descriptors.
 
-    python3 bench/soak.py [--minutes 5] [--warmup 60] [--screenshot docs/status.png]
+    python3 bench/soak.py [--minutes 5] [--warmup 90] [--screenshot docs/status.png] [--only CLASSES]
 
 The mix, each at a steady rate on its own keep-alive connection:
   public hits    150/s  two warm derivatives (150x150 WebP, 500x700 JPEG)
   private hits    50/s  a derivative on a `jwt` route, bearer token
   range reads     30/s  64 KB windows of an MP4 on the `jwt` route
   originals        2/s  the whole 1.9 MB photo
-  misses           2/s  a new variant each time (distinct width), 20 originals
+  misses           2/s  a new variant each time (distinct width 600..2000), 20 originals
   uploads        1/3 s  presign (admin key) then PUT of a 1.2 MB phone photo;
                         a preset makes its thumbnail in the background
-Caches are small (memory 16 MB, disk 16 MB) so they fill during warm-up and
+Caches are small (memory 8 MB, disk 8 MB) so they fill during warm-up and
 evict for the rest of the run. Any 5xx fails the run; so does RSS or fd
 growth of 10 % or more between the end of warm-up (median of the 30 s after
 it) and the end (median of the last 30 s). Prints Markdown for
@@ -42,7 +42,7 @@ PHOTO = os.path.join(CORPUS, "photo_4032x3024_orient1.jpg")
 PHONE = os.path.join(CORPUS, "photo_4032x3024_orient6.jpg")
 VIDEO = os.path.join(CORPUS, "video_1280x720_5s.mp4")
 BIN = os.path.join(ROOT, "target", "release", "mediaedge")
-ADMIN = "soak-admin-key"
+ADMIN = "soak-admin-key-0123456789"
 
 
 class Tally:
@@ -104,8 +104,9 @@ def proc_figures(pid):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=5)
-    ap.add_argument("--warmup", type=int, default=60)
+    ap.add_argument("--warmup", type=int, default=90)
     ap.add_argument("--screenshot")
+    ap.add_argument("--only", help="comma-separated classes to run (to find what grows)")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
 
@@ -127,9 +128,9 @@ def main():
         f.write(f"""[server]
 status_listen = "127.0.0.1:0"
 [cache]
-memory_mb = 16
+memory_mb = 8
 disk_path = "{tmp}/cache"
-disk_mb = 16
+disk_mb = 8
 [jwt]
 public_key_file = "{tmp}/public.pem"
 [[route]]
@@ -141,7 +142,8 @@ size = "150x150"
 format = "webp"
 """)
     env = {"MEDIAEDGE_ADMIN_KEY": ADMIN, "MEDIAEDGE_SIGNING_SECRET": "soak-signing-secret-0123456789"}
-    proc, addr = start_server(data, config, env=env)
+    server_log = open(os.path.join(tmp, "server.log"), "w+")
+    proc, addr = start_server(data, config, env=env, stderr=server_log)
     status_url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
     bearer = {"Authorization": f"Bearer {token}"}
     phone = open(PHONE, "rb").read()
@@ -183,7 +185,7 @@ format = "webp"
         check("original", status, {200})
 
     def miss(c, n):
-        status, headers, _ = c.request("GET", f"/m{n % 20}.jpg?w={200 + n}&fmt=webp")
+        status, headers, _ = c.request("GET", f"/m{n % 20}.jpg?w={600 + n % 1400}&fmt=webp")
         check("miss", status, {200})
 
     def upload(c, n):
@@ -213,6 +215,9 @@ format = "webp"
         worker("miss", 2, miss),
         worker("upload", 1 / 3, upload),
     ]
+    if args.only:
+        keep = args.only.split(",")
+        threads = [t for t in threads if t.name in keep]
     samples = []  # (seconds, rss, fds)
     started = time.monotonic()
     for t in threads:
@@ -245,6 +250,8 @@ format = "webp"
         stop.set()
         proc.terminate()
         proc.wait()
+        server_log.seek(0)
+        warnings = [l.rstrip() for l in server_log if " WARN " in l or " ERROR " in l]
         shutil.rmtree(tmp, ignore_errors=True)
 
     def window(lo, hi, i):
@@ -273,6 +280,9 @@ format = "webp"
                  "mediaedge_presets_total"):
         lines = [l for l in metrics_text.splitlines() if l.startswith(name)]
         print(f"\n{name}: " + "; ".join(lines))
+    print(f"\nserver warnings and errors: {len(warnings)}")
+    for line in warnings[:20]:
+        print("    " + line)
     failures = []
     if tally.fivexx():
         failures.append(f"{tally.fivexx()} responses were 5xx")

@@ -458,8 +458,14 @@ async fn publish_local(dest: PathBuf, staged: tempfile::TempPath) -> Result<(), 
         std::fs::File::open(&parent)?.sync_all()
     })
     .await
-    .map_err(|e| StoreError::Unavailable(e.to_string()))
-    .and_then(|r| r.map_err(|e| StoreError::Unavailable(e.to_string())))
+    .map_err(|e| e.to_string())
+    .and_then(|r| r.map_err(|e| e.to_string()))
+    .map_err(|e| {
+        // The answer says only "storage unavailable"; the operator needs why
+        // (a full disk, a missing directory).
+        tracing::warn!(error = %e, "publishing an upload failed");
+        StoreError::Unavailable(e)
+    })
 }
 
 /// A strong ETag from the store's tag (unquoted, `W/` dropped), or from size

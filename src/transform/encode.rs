@@ -29,8 +29,22 @@ pub fn concrete(format: OutputFormat, uses_alpha: bool) -> MediaType {
     }
 }
 
-/// Encodes 8-bit pixels as `media` (one of JPEG, PNG, WebP, AVIF).
+/// Encodes 8-bit pixels as `media` (one of JPEG, PNG, WebP, AVIF). The
+/// bytes own no spare capacity: the caches weigh an entry by its length,
+/// and an encoder's output buffer (grown by doubling, or sized from the
+/// pixels for JPEG) can be several times longer, which the soak run showed
+/// as memory growing past the configured cache size.
 pub fn encode(pixels: Pixels, media: MediaType, quality: u8) -> Result<Vec<u8>, TransformError> {
+    let mut bytes = encode_with_spare(pixels, media, quality)?;
+    bytes.shrink_to_fit();
+    Ok(bytes)
+}
+
+fn encode_with_spare(
+    pixels: Pixels,
+    media: MediaType,
+    quality: u8,
+) -> Result<Vec<u8>, TransformError> {
     let alpha = pixels.uses_alpha();
     let (w, h, channels, data) = pixels.into_u8();
     // Opaque RGBA is sent as RGB: smaller files, and JPEG needs it.
@@ -93,4 +107,20 @@ fn encode_avif(
     result
         .map(|e| e.avif_file)
         .map_err(|e| TransformError::Internal(format!("AVIF encode: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_bytes_carry_no_spare_capacity() {
+        for media in [MediaType::Jpeg, MediaType::Png, MediaType::Webp] {
+            let data: Vec<u8> = (0..300 * 200 * 3).map(|i| (i % 251) as u8).collect();
+            let pixels = Pixels::new_u8(300, 200, Channels::Rgb, data);
+            let bytes = encode(pixels, media, 80).unwrap();
+            assert!(!bytes.is_empty());
+            assert_eq!(bytes.capacity(), bytes.len(), "{media:?}");
+        }
+    }
 }

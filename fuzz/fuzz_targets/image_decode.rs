@@ -1,0 +1,46 @@
+//! The image probe and decode path with its limits on, as an upload's check
+//! and a transform run it: the type is sniffed from the bytes (as the server
+//! does), `verify` probes, checks the pixel limit and decodes; a source that
+//! passes is then transformed. Nothing may panic, hang or allocate beyond
+//! the limits (libFuzzer's -rss_limit_mb catches the last).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mediaedge::media_type::MediaType;
+use mediaedge::transform::{self, TransformSpec};
+use mediaedge::variant::{Fit, OutputFormat};
+
+/// Smaller than the server's default so each run stays fast; the limit
+/// logic is the same.
+const MAX_PIXELS: u64 = 4_000_000;
+
+fuzz_target!(|data: &[u8]| {
+    let media = MediaType::sniff(data);
+    if !media.is_transformable() {
+        return;
+    }
+    let Ok((w, h)) = transform::verify(data, media, MAX_PIXELS) else {
+        return;
+    };
+    assert!(w > 0 && h > 0 && (w as u64) * (h as u64) <= MAX_PIXELS);
+    // The output format from the input's length: cheap variety, AVIF rarely
+    // (its encoder dominates the time otherwise).
+    let format = match data.len() % 16 {
+        0 => OutputFormat::Avif,
+        1..=7 => OutputFormat::Webp,
+        _ => OutputFormat::JpegOrPng,
+    };
+    let spec = TransformSpec {
+        width: Some(48),
+        height: Some(32),
+        fit: if data.len() % 2 == 0 { Fit::Cover } else { Fit::Inside },
+        format,
+        quality: 70,
+        max_dimension: 4096,
+        max_source_pixels: MAX_PIXELS,
+    };
+    if let Ok(out) = transform::process(data, media, &spec) {
+        assert!(!out.bytes.is_empty());
+        assert!(out.width <= 48 && out.height <= 32, "{}x{}", out.width, out.height);
+    }
+});

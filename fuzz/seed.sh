@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds fuzz/corpus/<target>/ from the committed text seeds (fuzz/seeds/)
+# and, for the image targets, from ../shared/corpus: each photo scaled to
+# 2 % in its own format and colour space (EXIF orientation, ICC, CMYK, gray,
+# 16-bit, progressive, interlaced, palette, lossless and alpha kept), the
+# decompression bomb as it is, and the heads of the originals (what upload
+# sniffing reads). Small seeds keep the executions fast; the originals are
+# far over the fuzzers' -max_len. Needs `vips` (libvips-tools).
+set -euo pipefail
+cd "$(dirname "$0")"
+src=../../shared/corpus
+[ -d "$src" ] || { echo "missing $src (the test images)" >&2; exit 1; }
+command -v vips >/dev/null || { apt-get update -qq && apt-get install -y -qq libvips-tools >/dev/null; }
+
+for t in transform_query conditional object_key token; do
+    mkdir -p corpus/$t
+    cp seeds/$t/* corpus/$t/
+done
+
+img=corpus/image_decode
+mkdir -p $img corpus/upload_sniff
+for f in "$src"/*.jpg "$src"/*.png "$src"/*.webp "$src"/*.gif; do
+    b=$(basename "$f"); stem=${b%.*}; ext=${b##*.}
+    vips resize "$f" "$img/$stem.$ext" 0.02 2>/dev/null || true
+    head -c 4096 "$f" > corpus/upload_sniff/head-$b
+done
+cp "$src"/bomb_20000x20000_1bit.png $img/
+head -c 65536 "$src"/truncated_2560x1600.jpg > $img/truncated-head.jpg
+vips resize "$src"/progressive_2560x1600.jpg "$img/progressive.jpg[interlace]" 0.02
+vips resize "$src"/rgba_1200x1200.png "$img/interlaced.png[interlace]" 0.05
+vips resize "$src"/rgba_1200x1200.png "$img/palette.png[palette]" 0.05
+vips resize "$src"/rgba_1200x1200.png "$img/lossless.webp[lossless]" 0.05
+vips resize "$src"/rgba_1200x1200.png "$img/alpha.webp" 0.05
+vips resize "$src"/rgba_1200x1200.png corpus/upload_sniff/small.avif 0.05 2>/dev/null || true
+head -c 4096 "$src"/video_1280x720_5s.mp4 > corpus/upload_sniff/head-video.mp4
+cp $img/* corpus/upload_sniff/
+printf '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>' > corpus/upload_sniff/x.svg
+printf '<!DOCTYPE html><html><script>alert(1)</script></html>' > corpus/upload_sniff/x.html
+printf 'GIF89a<script>alert(1)</script>' > corpus/upload_sniff/polyglot.gif
+echo "seeded: $(for t in corpus/*; do printf '%s=%s ' "${t#corpus/}" "$(ls "$t" | wc -l)"; done)"
