@@ -3,8 +3,8 @@
 
     python3 bench/allocators.py [--rounds 5] [--wrk-secs 5]
 
-Builds the release binary three times (system allocator:
---no-default-features; mimalloc: --features mimalloc; jemalloc: the default)
+Builds the release binary three times (system allocator: the default;
+mimalloc: --features mimalloc; jemalloc: --features jemalloc)
 into target/bench-alloc/, then, in alternation (system, mimalloc, jemalloc,
 system, …):
 
@@ -27,9 +27,9 @@ from peers import PHOTO, burst, ensure_peers, http_get, med  # noqa: E402
 from run import ROOT, start_server, wrk  # noqa: E402
 
 VARIANTS = [
-    ("system", ["--no-default-features"]),
-    ("mimalloc", ["--no-default-features", "--features", "mimalloc"]),
-    ("jemalloc", []),
+    ("system", []),
+    ("mimalloc", ["--features", "mimalloc"]),
+    ("jemalloc", ["--features", "jemalloc"]),
 ]
 OUT = os.path.join(ROOT, "target", "bench-alloc")
 HIT = "w=320&h=320&fit=cover&fmt=webp&q=80"

@@ -13,16 +13,54 @@ use mediaedge::tools::{self, KeyKind, TokenSpec};
 use mediaedge::upload::{self, PresignRequest};
 use mediaedge::{metrics, server};
 
-/// jemalloc: measured against the system allocator and mimalloc on cache
-/// hits and on the 40-transform burst (`python3 bench/allocators.py`,
-/// docs/BENCHMARKS.md); it served the most hits per second with the lowest
-/// peak RSS. Without the default features: the system allocator.
+/// The system allocator unless a feature picks another. jemalloc served 7 %
+/// more hits per second (`python3 bench/allocators.py`), but under a steady
+/// stream of distinct transforms its RSS kept growing (51 → 132 MB over
+/// 1,200 misses, whatever its decay, arena and background-thread settings)
+/// where glibc's returned to ~47 MB (`bench/soak.py`, docs/RELIABILITY.md):
+/// flat memory is worth more to a long-running server than 7 % of hits.
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// glibc's defaults let a server's RSS climb under transforms: large
+/// buffers (decoded photos, several MB) stop being mmapped once one is freed
+/// (the threshold adapts upwards) and then fragment the heap, and each
+/// thread may get its own arena (up to 8 per core) that keeps its peak.
+/// A fixed 256 KiB mmap threshold returns every large buffer to the system
+/// when freed; two arenas bound the rest. Measured by `bench/soak.py`
+/// (docs/RELIABILITY.md). Environment `MALLOC_*` settings still win (glibc
+/// reads them before `main`, and we only set what they did not).
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(feature = "jemalloc"),
+    not(feature = "mimalloc")
+))]
+fn tune_glibc_malloc() {
+    let unset = |name: &str| std::env::var_os(name).is_none();
+    // SAFETY: mallopt only changes allocator parameters; called first thing
+    // in main, before any other thread exists.
+    unsafe {
+        if unset("MALLOC_MMAP_THRESHOLD_") {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        }
+        if unset("MALLOC_ARENA_MAX") {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(feature = "jemalloc"),
+    not(feature = "mimalloc")
+)))]
+fn tune_glibc_malloc() {}
 
 #[derive(Parser)]
 #[command(
@@ -138,6 +176,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    tune_glibc_malloc();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {

@@ -33,7 +33,11 @@ fuzz_target!(|data: &[u8]| {
     let spec = TransformSpec {
         width: Some(48),
         height: Some(32),
-        fit: if data.len() % 2 == 0 { Fit::Cover } else { Fit::Inside },
+        fit: if data.len() % 2 == 0 {
+            Fit::Cover
+        } else {
+            Fit::Inside
+        },
         format,
         quality: 70,
         max_dimension: 4096,
@@ -41,6 +45,11 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(out) = transform::process(data, media, &spec) {
         assert!(!out.bytes.is_empty());
-        assert!(out.width <= 48 && out.height <= 32, "{}x{}", out.width, out.height);
+        assert!(
+            out.width <= 48 && out.height <= 32,
+            "{}x{}",
+            out.width,
+            out.height
+        );
     }
 });

@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
             Ok(media) => {
                 assert_eq!(media, sniffed);
                 assert!(class.allows(media));
-                assert!(media.is_image() || media.mime().starts_with("video/"), "{media:?}");
+                assert!(
+                    media.is_image() || media.mime().starts_with("video/"),
+                    "{media:?}"
+                );
             }
             Err(e) => assert!(!class.allows(sniffed), "{e}"),
         }

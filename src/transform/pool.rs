@@ -3,6 +3,13 @@
 //! once with `Overloaded` (503) — never an unbounded queue of decoded images.
 //! Each job has a deadline; a job past it answers `TimedOut` while its thread
 //! finishes and keeps its worker slot, so CPU use stays bounded too.
+//!
+//! Jobs run on the pool's own threads, started at a lower CPU priority
+//! (nice +10): when transforms fill every core, the runtime's threads that
+//! answer cache hits still get the CPU at once (`bench/overload.py`:
+//! hit p99 during a transform flood, docs/RELIABILITY.md). Hand-written
+//! (~40 lines) because the blocking pool's threads are shared with file I/O
+//! that must not be slowed, and no pool crate sets thread priorities.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -17,7 +24,65 @@ use crate::metrics;
 pub struct Transformer {
     admission: Arc<Semaphore>,
     workers: Arc<Semaphore>,
+    threads: Arc<Threads>,
     timeout: Duration,
+}
+
+/// Niceness of the transform threads: below the runtime's, which serve hits.
+const TRANSFORM_NICE: i32 = 10;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// `n` threads taking jobs from one channel; they end when it closes (the
+/// last `Transformer` clone dropped).
+struct Threads {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl Threads {
+    fn start(n: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..n {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("transform-{i}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return, // channel closed
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a transform thread");
+            }
+        }
+        Self {
+            jobs: std::sync::Mutex::new(tx),
+        }
+    }
+
+    fn send(&self, job: Job) -> bool {
+        self.jobs.lock().is_ok_and(|tx| tx.send(job).is_ok())
+    }
+}
+
+/// Raises this thread's niceness (Linux: per thread). Best effort: a
+/// refusal leaves it at the process's priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread's own id.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, TRANSFORM_NICE);
+    }
 }
 
 impl Transformer {
@@ -25,6 +90,7 @@ impl Transformer {
         Self {
             admission: Arc::new(Semaphore::new(workers + queue)),
             workers: Arc::new(Semaphore::new(workers)),
+            threads: Arc::new(Threads::start(workers)),
             timeout,
         }
     }
@@ -37,6 +103,7 @@ impl Transformer {
             Ok(slot) => Ok(Admission {
                 slot,
                 workers: self.workers.clone(),
+                threads: self.threads.clone(),
                 timeout: self.timeout,
             }),
             Err(_) => {
@@ -62,11 +129,12 @@ impl Transformer {
 pub struct Admission {
     slot: OwnedSemaphorePermit,
     workers: Arc<Semaphore>,
+    threads: Arc<Threads>,
     timeout: Duration,
 }
 
 impl Admission {
-    /// Waits for a worker and runs `job` on the blocking pool, within the timeout.
+    /// Waits for a worker and runs `job` on a transform thread, within the timeout.
     pub async fn run<T, F>(self, job: F) -> Result<T, TransformError>
     where
         T: Send + 'static,
@@ -75,6 +143,7 @@ impl Admission {
         let Admission {
             slot,
             workers,
+            threads,
             timeout,
         } = self;
         let started = Instant::now();
@@ -85,14 +154,21 @@ impl Admission {
                 .map_err(|_| TransformError::Internal("transform pool closed".into()))?;
             let _in_flight = metrics::InFlight::transforms();
             let span = tracing::Span::current();
-            tokio::task::spawn_blocking(move || {
+            let (done, result) = tokio::sync::oneshot::channel();
+            let sent = threads.send(Box::new(move || {
                 let _request = span.enter(); // log lines keep the request id
                 // Both places are released when the work is really done.
                 let _places = (slot, worker);
-                catch_unwind(AssertUnwindSafe(job))
-            })
-            .await
-            .map_err(|e| TransformError::Internal(format!("transform task failed: {e}")))
+                let _ = done.send(catch_unwind(AssertUnwindSafe(job)));
+            }));
+            if !sent {
+                return Err(TransformError::Internal(
+                    "transform threads are gone".into(),
+                ));
+            }
+            result
+                .await
+                .map_err(|_| TransformError::Internal("transform thread ended".into()))
         };
         let result = match tokio::time::timeout(timeout, work).await {
             Err(_) => Err(TransformError::TimedOut),
@@ -113,6 +189,23 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Jobs run below the caller's priority, so hits get the CPU first.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn jobs_run_at_a_lower_priority() {
+        let nice = || {
+            // SAFETY: reads the calling thread's own niceness.
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::getpriority(libc::PRIO_PROCESS, tid)
+            }
+        };
+        let ours = nice();
+        let pool = Transformer::new(1, 0, Duration::from_secs(10));
+        let theirs = pool.run(move || Ok(nice())).await.unwrap();
+        assert_eq!(theirs, (ours + TRANSFORM_NICE).min(19));
+    }
 
     #[tokio::test]
     async fn refuses_beyond_workers_plus_queue() {
