@@ -123,7 +123,9 @@ impl Snapshot {
                 m::STORE_REQUESTS => {
                     let key = format!("{} {}", label("op"), label("result"));
                     *s.store.entry(key).or_default() += v;
-                    if !matches!(label("result").as_str(), "ok" | "not_found") {
+                    // Failures only: `not_found`, `not_modified` (a revalidation
+                    // that kept the cached copy) and `changed` (retried) are answers.
+                    if matches!(label("result").as_str(), "error" | "timeout") {
                         let kind = format!("store: {} {}", label("op"), label("result"));
                         *s.errors.entry(kind).or_default() += v;
                     }
@@ -250,6 +252,9 @@ mediaedge_http_request_duration_seconds_bucket{route="original",cache="HIT",le="
 mediaedge_http_request_duration_seconds_bucket{route="original",cache="HIT",le="0.0001"} 0
 mediaedge_http_request_duration_seconds_bucket{route="original",cache="HIT",le="0.001"} 0
 mediaedge_http_request_duration_seconds_bucket{route="original",cache="HIT",le="+Inf"} 100
+# TYPE mediaedge_store_requests_total counter
+mediaedge_store_requests_total{op="revalidate",result="not_modified"} 7
+mediaedge_store_requests_total{op="get",result="timeout"} 1
 # TYPE mediaedge_transforms_total counter
 mediaedge_transforms_total{outcome="ok"} 5
 mediaedge_transforms_total{outcome="rejected"} 2
@@ -274,6 +279,9 @@ mediaedge_transforms_total{outcome="rejected"} 2
         );
         assert_eq!(s.errors["HTTP 404"], 10.0);
         assert_eq!(s.errors["transform: rejected"], 2.0);
+        assert_eq!(s.errors["store: get timeout"], 1.0);
+        assert!(!s.errors.contains_key("store: revalidate not_modified"));
+        assert_eq!(s.store["revalidate not_modified"], 7.0);
         assert_eq!(s.transforms["ok"], 5.0);
         // Two series merged: 200 hits, half of them past 1 ms.
         let hit = s.latency["HIT"];

@@ -12,6 +12,8 @@ use crate::metrics::size_label;
 
 /// Seconds between reloads.
 pub const REFRESH_SECS: u32 = 10;
+/// Sizes listed one by one (by original bytes); the others are summed up.
+const SIZE_ROWS: usize = 12;
 
 const STYLE: &str = "
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
@@ -161,7 +163,9 @@ fn savings_table(h: &mut String, s: &Snapshot, presets: &[PresetConfig]) {
     if s.savings.is_empty() {
         h.push_str("<tr><td colspan=\"7\" class=\"muted\">no derivative sent yet</td></tr>");
     }
-    for row in &s.savings {
+    // The sizes that carry the most bytes; the rest in one line.
+    let (shown, rest) = s.savings.split_at(s.savings.len().min(SIZE_ROWS));
+    for row in shown {
         let size = esc(&row.size);
         let preset = names
             .get(&row.size)
@@ -183,6 +187,15 @@ fn savings_table(h: &mut String, s: &Snapshot, presets: &[PresetConfig]) {
                 },
                 "#3b6fd8"
             ),
+        );
+    }
+    if !rest.is_empty() {
+        let responses: f64 = rest.iter().map(|r| r.responses).sum();
+        let _ = write!(
+            h,
+            "<tr><td colspan=\"7\" class=\"muted\">and {} more sizes, {} responses</td></tr>",
+            rest.len(),
+            count(responses)
         );
     }
     h.push_str("</table></section>");
@@ -392,6 +405,22 @@ mod tests {
             esc("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
+    }
+
+    #[test]
+    fn lists_the_biggest_sizes_and_sums_the_rest() {
+        let mut s = Snapshot::default();
+        for i in 0..20 {
+            s.savings.push(Savings {
+                size: format!("{}x", 100 + i),
+                responses: 2.0,
+                sent: 10.0,
+                original: 1000.0,
+            });
+        }
+        let html = render(&s, &[], "now");
+        assert_eq!(html.matches("data-metric=\"sent:").count(), SIZE_ROWS);
+        assert!(html.contains("and 8 more sizes, 16 responses"), "{html}");
     }
 
     #[test]
