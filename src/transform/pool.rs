@@ -157,9 +157,11 @@ impl Admission {
             let (done, result) = tokio::sync::oneshot::channel();
             let sent = threads.send(Box::new(move || {
                 let _request = span.enter(); // log lines keep the request id
-                // Both places are released when the work is really done.
-                let _places = (slot, worker);
-                let _ = done.send(catch_unwind(AssertUnwindSafe(job)));
+                let outcome = catch_unwind(AssertUnwindSafe(job));
+                // Both places are released when the work is really done, and
+                // before the caller hears of it (so it may admit the next job).
+                drop((slot, worker));
+                let _ = done.send(outcome);
             }));
             if !sent {
                 return Err(TransformError::Internal(
