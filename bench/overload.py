@@ -30,7 +30,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, pct, start_server  # noqa: E402
+from run import ROOT, pct, proc_status_bytes, start_server  # noqa: E402
 
 PHOTO = os.path.join(ROOT, "..", "shared", "corpus", "photo_4032x3024_orient1.jpg")
 HIT = "/p.jpg?w=150&h=150&fmt=webp"
@@ -127,8 +127,7 @@ def main():
         stop.set()
         for t in threads:
             t.join(timeout=60)
-        with open(f"/proc/{proc.pid}/status") as f:
-            hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) * 1024
+        hwm = proc_status_bytes(proc.pid, "VmHWM")
         alive = proc.poll() is None
     finally:
         proc.terminate()

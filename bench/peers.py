@@ -41,7 +41,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, start_server, wrk  # noqa: E402
+from run import ROOT, proc_status_bytes, start_server, wrk  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "..", "shared", "corpus")
 PHOTO = os.path.join(CORPUS, "photo_4032x3024_orient1.jpg")
@@ -244,8 +244,7 @@ def burst(args, tmp, binary=None):
             th.start()
         for th in threads:
             th.join()
-        with open(f"/proc/{proc.pid}/status") as f:
-            hwm = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) * 1024
+        hwm = proc_status_bytes(proc.pid, "VmHWM")
         if binary is None:
             print(f"\nBurst of 40 concurrent distinct 12 MP → 500x700 WebP transforms: {len(statuses)} answered 200, "
                   f"server peak RSS {hwm / 2**20:.0f} MB (target ≤ 256 MB).")

@@ -77,6 +77,25 @@ def timed_get(conn, path):
     return elapsed, len(body), res.getheader("x-cache")
 
 
+def proc_status_bytes(pid, field):
+    """A size field of /proc/<pid>/status (VmRSS, VmHWM), in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(field + ":")) * 1024
+
+
+def paced(rate, stop, fn):
+    """Calls fn() `rate` times a second until the event `stop` is set (no catch-up bursts)."""
+    period, nxt = 1.0 / rate, time.monotonic()
+    while not stop.is_set():
+        fn()
+        nxt += period
+        delay = nxt - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            nxt = time.monotonic()
+
+
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]

@@ -35,7 +35,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, start_server  # noqa: E402
+from run import ROOT, paced, proc_status_bytes, start_server  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "..", "shared", "corpus")
 PHOTO = os.path.join(CORPUS, "photo_4032x3024_orient1.jpg")
@@ -60,19 +60,6 @@ class Tally:
             return sum(n for d in self.by_class.values() for s, n in d.items() if s >= 500)
 
 
-def paced(rate, stop, fn):
-    """Calls fn() `rate` times a second until stop is set (no catch-up bursts)."""
-    period, nxt = 1.0 / rate, time.monotonic()
-    while not stop.is_set():
-        fn()
-        nxt += period
-        delay = nxt - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        else:
-            nxt = time.monotonic()
-
-
 class Client:
     def __init__(self, addr):
         self.addr = addr
@@ -95,10 +82,7 @@ class Client:
 
 
 def proc_figures(pid):
-    with open(f"/proc/{pid}/status") as f:
-        rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
-    return rss * 1024, fds
+    return proc_status_bytes(pid, "VmRSS"), len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def main():

@@ -34,33 +34,27 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// when freed; two arenas bound the rest. Measured by `bench/soak.py`
 /// (docs/RELIABILITY.md). Environment `MALLOC_*` settings still win (glibc
 /// reads them before `main`, and we only set what they did not).
-#[cfg(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(feature = "jemalloc"),
-    not(feature = "mimalloc")
-))]
 fn tune_glibc_malloc() {
-    let unset = |name: &str| std::env::var_os(name).is_none();
-    // SAFETY: mallopt only changes allocator parameters; called first thing
-    // in main, before any other thread exists.
-    unsafe {
-        if unset("MALLOC_MMAP_THRESHOLD_") {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
-        }
-        if unset("MALLOC_ARENA_MAX") {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+    #[cfg(all(
+        target_os = "linux",
+        target_env = "gnu",
+        not(feature = "jemalloc"),
+        not(feature = "mimalloc")
+    ))]
+    {
+        let unset = |name: &str| std::env::var_os(name).is_none();
+        // SAFETY: mallopt only changes allocator parameters; called first
+        // thing in main, before any other thread exists.
+        unsafe {
+            if unset("MALLOC_MMAP_THRESHOLD_") {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+            }
+            if unset("MALLOC_ARENA_MAX") {
+                libc::mallopt(libc::M_ARENA_MAX, 2);
+            }
         }
     }
 }
-
-#[cfg(not(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(feature = "jemalloc"),
-    not(feature = "mimalloc")
-)))]
-fn tune_glibc_malloc() {}
 
 #[derive(Parser)]
 #[command(

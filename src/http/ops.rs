@@ -14,8 +14,7 @@ pub async fn health() -> Response {
 }
 
 pub async fn metrics(State(app): State<AppState>) -> Response {
-    app.pipeline.cache().record_sizes().await;
-    let body = app.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let body = metrics_text(&app).await;
     tagged(
         "metrics",
         (
@@ -24,4 +23,11 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         )
             .into_response(),
     )
+}
+
+/// The Prometheus text, cache sizes brought up to date first (`/_/metrics`
+/// and the status page read the same numbers).
+pub async fn metrics_text(app: &AppState) -> String {
+    app.pipeline.cache().record_sizes().await;
+    app.metrics.as_ref().map(|h| h.render()).unwrap_or_default()
 }

@@ -23,8 +23,7 @@ pub async fn guarded(State(app): State<AppState>, headers: HeaderMap) -> Respons
 
 /// On the status listener, which the operator keeps private.
 pub async fn open(State(app): State<AppState>) -> Response {
-    app.pipeline.cache().record_sizes().await;
-    let text = app.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let text = super::ops::metrics_text(&app).await;
     let html = page::render(
         &Snapshot::from_prometheus(&text),
         &app.config.presets,

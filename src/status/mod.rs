@@ -61,6 +61,7 @@ impl Snapshot {
         let samples = Scrape::parse(lines).map(|s| s.samples).unwrap_or_default();
         let mut s = Snapshot::default();
         let mut latency: BTreeMap<String, Vec<HistogramCount>> = BTreeMap::new();
+        let mut transform_buckets = Vec::new();
         let mut savings: BTreeMap<String, Savings> = BTreeMap::new();
         let mut sizes: BTreeMap<String, (f64, f64)> = BTreeMap::new();
         for sample in samples {
@@ -71,7 +72,7 @@ impl Snapshot {
                     if sample.metric == m::HTTP_DURATION {
                         merge(latency.entry(label("cache")).or_default(), buckets);
                     } else if sample.metric == m::TRANSFORM_DURATION {
-                        s.transform_latency = percentiles(buckets);
+                        merge(&mut transform_buckets, buckets);
                     }
                     continue;
                 }
@@ -141,6 +142,7 @@ impl Snapshot {
                 s.errors.insert(format!("HTTP {code}"), *n);
             }
         }
+        s.transform_latency = percentiles(&transform_buckets);
         s.latency = latency
             .into_iter()
             .filter(|(cache, _)| !cache.is_empty())
@@ -191,7 +193,7 @@ fn savings_of(all: &mut BTreeMap<String, Savings>, size: String) -> &mut Savings
 }
 
 /// Adds one series' cumulative buckets to another's (same bucket bounds:
-/// every series of a metric shares them).
+/// every series of a metric shares them), sorted by bound.
 fn merge(into: &mut Vec<HistogramCount>, buckets: &[HistogramCount]) {
     let mut buckets = buckets.to_vec();
     buckets.sort_by(|a, b| a.less_than.total_cmp(&b.less_than));
@@ -204,9 +206,8 @@ fn merge(into: &mut Vec<HistogramCount>, buckets: &[HistogramCount]) {
     }
 }
 
-fn percentiles(buckets: &[HistogramCount]) -> Percentiles {
-    let mut sorted = buckets.to_vec();
-    sorted.sort_by(|a, b| a.less_than.total_cmp(&b.less_than));
+/// From cumulative buckets sorted by bound (as [`merge`] leaves them).
+fn percentiles(sorted: &[HistogramCount]) -> Percentiles {
     let count = sorted.last().map_or(0.0, |b| b.count);
     let quantile = |q: f64| {
         let rank = q * count;

@@ -234,37 +234,26 @@ fn latency_table(h: &mut String, s: &Snapshot) {
 }
 
 fn errors_table(h: &mut String, s: &Snapshot) {
-    h.push_str(
-        "<section><h2>Errors by kind</h2><table><tr><th>kind</th><th class=\"n\">count</th></tr>",
+    count_table(
+        h,
+        "Errors by kind",
+        "kind",
+        ("ok", "none"),
+        "error",
+        &s.errors,
     );
-    if s.errors.is_empty() {
-        h.push_str("<tr><td colspan=\"2\" class=\"ok\">none</td></tr>");
-    }
-    for (kind, n) in &s.errors {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td class=\"n\">{}</td></tr>",
-            esc(kind),
-            figure(&format!("error:{kind}"), *n, &count(*n))
-        );
-    }
-    h.push_str("</table></section>");
 }
 
 fn store_and_caches(h: &mut String, s: &Snapshot) {
-    h.push_str("<section><h2>Store requests</h2><table><tr><th>operation and result</th><th class=\"n\">count</th></tr>");
-    if s.store.is_empty() {
-        h.push_str("<tr><td colspan=\"2\" class=\"muted\">none yet</td></tr>");
-    }
-    for (op, n) in &s.store {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td class=\"n\">{}</td></tr>",
-            esc(op),
-            figure(&format!("store:{op}"), *n, &count(*n))
-        );
-    }
-    h.push_str("</table></section><section><h2>Caches</h2><table><tr><th>tier</th><th class=\"n\">held</th><th class=\"n\">entries</th></tr>");
+    count_table(
+        h,
+        "Store requests",
+        "operation and result",
+        ("muted", "none yet"),
+        "store",
+        &s.store,
+    );
+    h.push_str("<section><h2>Caches</h2><table><tr><th>tier</th><th class=\"n\">held</th><th class=\"n\">entries</th></tr>");
     for (tier, (b, n)) in &s.cache_sizes {
         let _ = write!(
             h,
@@ -296,6 +285,37 @@ fn store_and_caches(h: &mut String, s: &Snapshot) {
         }
     );
     h.push_str("</section>");
+}
+
+/// A section with one table of counts by name; each figure's metric key is
+/// `prefix:name`.
+fn count_table(
+    h: &mut String,
+    title: &str,
+    column: &str,
+    (empty_class, empty_text): (&str, &str),
+    prefix: &str,
+    rows: &BTreeMap<String, f64>,
+) {
+    let _ = write!(
+        h,
+        "<section><h2>{title}</h2><table><tr><th>{column}</th><th class=\"n\">count</th></tr>"
+    );
+    if rows.is_empty() {
+        let _ = write!(
+            h,
+            "<tr><td colspan=\"2\" class=\"{empty_class}\">{empty_text}</td></tr>"
+        );
+    }
+    for (name, n) in rows {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td></tr>",
+            esc(name),
+            figure(&format!("{prefix}:{name}"), *n, &count(*n))
+        );
+    }
+    h.push_str("</table></section>");
 }
 
 /// A shown figure with its raw value attached.

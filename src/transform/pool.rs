@@ -36,7 +36,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// `n` threads taking jobs from one channel; they end when it closes (the
 /// last `Transformer` clone dropped).
 struct Threads {
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl Threads {
@@ -64,13 +64,11 @@ impl Threads {
                 tracing::error!(error = %e, "cannot start a transform thread");
             }
         }
-        Self {
-            jobs: std::sync::Mutex::new(tx),
-        }
+        Self { jobs: tx }
     }
 
     fn send(&self, job: Job) -> bool {
-        self.jobs.lock().is_ok_and(|tx| tx.send(job).is_ok())
+        self.jobs.send(job).is_ok()
     }
 }
 
