@@ -170,7 +170,7 @@ impl Pipeline {
         }
         metrics::cache_miss("derivative");
         // A place in the pool first: a refused transform never reads its source.
-        let admission = self.inner.transformer.admit()?;
+        let admission = self.inner.transformer.admit().await?;
         let (src, _) = self.original_bytes(&dkey.object, &meta).await?;
         let cfg = &self.inner.cfg;
         let spec = TransformSpec {

@@ -45,7 +45,7 @@ pub async fn build_state(
         .transpose()?;
     let cache = Cache::new(&config.cache, disk);
     let t = &config.transform;
-    let transformer = Transformer::new(t.workers, t.queue, t.timeout);
+    let transformer = Transformer::new(t.workers, t.queue, t.timeout, t.refusal_delay);
     let pipeline = Pipeline::new(store, cache, transformer, t.clone(), config.cache.shared);
     let uploads = Uploads::new(
         pipeline.clone(),

@@ -122,6 +122,42 @@ async fn full_pool_answers_503_with_retry_after() {
     );
 }
 
+/// A refused transform's 503 is held back for `transform.refusal_delay_ms`,
+/// so a client that ignores Retry-After and asks again at once cannot make
+/// the server answer refusals as fast as it can (bench/overload.py).
+#[tokio::test]
+async fn refusals_are_held_back_for_the_refusal_delay() {
+    let s = Server::builder()
+        .config("[transform]\nworkers = 1\nqueue = 0\nrefusal_delay_ms = 600\n")
+        .start();
+    s.put_corpus(PHOTO, "p.jpg");
+    let (client, url) = (s.client.clone(), s.url("/p.jpg?w=4000&fmt=png"));
+    let running = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.metric("mediaedge_transforms_in_flight", &[]).await < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the transform never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let asked = std::time::Instant::now();
+    let res = s.get("/p.jpg?w=3999&fmt=png").await;
+    let waited = asked.elapsed();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(
+        s.metric("mediaedge_transforms_total", &[("outcome", "rejected")])
+            .await,
+        1.0
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(600),
+        "refused after {waited:?}"
+    );
+    assert_eq!(running.await.unwrap(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn slow_transforms_time_out_with_503() {
     let s = Server::builder()

@@ -139,6 +139,7 @@ pub struct RawTransform {
     pub workers: usize,
     pub queue: usize,
     pub timeout_secs: f64,
+    pub refusal_delay_ms: u64,
 }
 
 impl Default for RawTransform {
@@ -152,6 +153,7 @@ impl Default for RawTransform {
             workers: 0,
             queue: 32,
             timeout_secs: 30.0,
+            refusal_delay_ms: 100,
         }
     }
 }
@@ -250,6 +252,8 @@ pub struct TransformConfig {
     pub workers: usize,
     pub queue: usize,
     pub timeout: Duration,
+    /// How long a refused transform's 503 is held back (see `transform::pool`).
+    pub refusal_delay: Duration,
 }
 
 /// For unit tests of modules that take a transform config.
@@ -531,6 +535,12 @@ fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, ConfigError
         workers,
         queue: in_range("transform.queue", raw.queue as u64, 0, 1 << 20)? as usize,
         timeout: Duration::from_secs_f64(raw.timeout_secs),
+        refusal_delay: Duration::from_millis(in_range(
+            "transform.refusal_delay_ms",
+            raw.refusal_delay_ms,
+            0,
+            10_000,
+        )?),
     })
 }
 
@@ -723,6 +733,10 @@ mod tests {
             (
                 "[transform]\ntimeout_secs = 0.0\n",
                 "transform.timeout_secs",
+            ),
+            (
+                "[transform]\nrefusal_delay_ms = 60000\n",
+                "transform.refusal_delay_ms",
             ),
             ("[cache]\ndisk_path = \"\"\n", "cache.disk_path"),
         ] {

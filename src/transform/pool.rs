@@ -1,6 +1,14 @@
 //! A bounded pool for CPU-heavy transforms: `workers` run at once (one per
-//! core by default), at most `queue` more wait, anything beyond is refused at
-//! once with `Overloaded` (503) — never an unbounded queue of decoded images.
+//! core by default), at most `queue` more wait, anything beyond is refused
+//! with `Overloaded` (503) — never an unbounded queue of decoded images.
+//!
+//! A refusal is answered after `refusal_delay` (100 ms by default), not at
+//! once: a flood client that ignores `Retry-After` and asks again straight
+//! away would otherwise have the server answer refusals as fast as it can,
+//! on the cores that serve hits (bench/overload.py measured ~7,700 503s a
+//! second from 96 connections). Held back, each connection gets at most
+//! 1 / delay refusals a second, and a held refusal costs a timer — no slot,
+//! no source, no worker (HAProxy's "tarpit", for the same reason).
 //! Each job has a deadline; a job past it answers `TimedOut` while its thread
 //! finishes and keeps its worker slot, so CPU use stays bounded too.
 //!
@@ -26,6 +34,7 @@ pub struct Transformer {
     workers: Arc<Semaphore>,
     threads: Arc<Threads>,
     timeout: Duration,
+    refusal_delay: Duration,
 }
 
 /// Niceness of the transform threads: below the runtime's, which serve hits.
@@ -84,19 +93,20 @@ fn lower_priority() {
 }
 
 impl Transformer {
-    pub fn new(workers: usize, queue: usize, timeout: Duration) -> Self {
+    pub fn new(workers: usize, queue: usize, timeout: Duration, refusal_delay: Duration) -> Self {
         Self {
             admission: Arc::new(Semaphore::new(workers + queue)),
             workers: Arc::new(Semaphore::new(workers)),
             threads: Arc::new(Threads::start(workers)),
             timeout,
+            refusal_delay,
         }
     }
 
-    /// Takes a place in the pool or its queue, or refuses at once with
-    /// `Overloaded`. Taken *before* the source is read, so at most
+    /// Takes a place in the pool or its queue, or refuses with `Overloaded`
+    /// after the refusal delay. Taken *before* the source is read, so at most
     /// `workers + queue` sources are ever in memory for transforms.
-    pub fn admit(&self) -> Result<Admission, TransformError> {
+    pub async fn admit(&self) -> Result<Admission, TransformError> {
         match self.admission.clone().try_acquire_owned() {
             Ok(slot) => Ok(Admission {
                 slot,
@@ -106,6 +116,9 @@ impl Transformer {
             }),
             Err(_) => {
                 metrics::transform_finished("rejected", None);
+                if !self.refusal_delay.is_zero() {
+                    tokio::time::sleep(self.refusal_delay).await;
+                }
                 Err(TransformError::Overloaded)
             }
         }
@@ -119,7 +132,7 @@ impl Transformer {
         T: Send + 'static,
         F: FnOnce() -> Result<T, TransformError> + Send + 'static,
     {
-        self.admit()?.run(job).await
+        self.admit().await?.run(job).await
     }
 }
 
@@ -190,6 +203,11 @@ impl Admission {
 mod tests {
     use super::*;
 
+    /// A pool that refuses at once (the delay has its own test).
+    fn new_pool(workers: usize, queue: usize, timeout: Duration) -> Transformer {
+        Transformer::new(workers, queue, timeout, Duration::ZERO)
+    }
+
     /// Jobs run below the caller's priority, so hits get the CPU first.
     #[cfg(target_os = "linux")]
     #[tokio::test]
@@ -202,14 +220,14 @@ mod tests {
             }
         };
         let ours = nice();
-        let pool = Transformer::new(1, 0, Duration::from_secs(10));
+        let pool = new_pool(1, 0, Duration::from_secs(10));
         let theirs = pool.run(move || Ok(nice())).await.unwrap();
         assert_eq!(theirs, (ours + TRANSFORM_NICE).min(19));
     }
 
     #[tokio::test]
     async fn refuses_beyond_workers_plus_queue() {
-        let pool = Transformer::new(1, 1, Duration::from_secs(10));
+        let pool = new_pool(1, 1, Duration::from_secs(10));
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let mut running = Vec::new();
@@ -235,17 +253,42 @@ mod tests {
 
     #[tokio::test]
     async fn admission_is_held_until_run_ends() {
-        let pool = Transformer::new(1, 0, Duration::from_secs(10));
-        let ticket = pool.admit().unwrap();
-        assert!(matches!(pool.admit(), Err(TransformError::Overloaded)));
+        let pool = new_pool(1, 0, Duration::from_secs(10));
+        let ticket = pool.admit().await.unwrap();
+        assert!(matches!(
+            pool.admit().await,
+            Err(TransformError::Overloaded)
+        ));
         assert_eq!(ticket.run(|| Ok(3)).await, Ok(3));
-        drop(pool.admit().unwrap());
-        assert!(pool.admit().is_ok());
+        drop(pool.admit().await.unwrap());
+        assert!(pool.admit().await.is_ok());
+    }
+
+    /// A refusal is held back by the delay (so a client that ignores
+    /// Retry-After cannot get refusals as fast as the server can answer),
+    /// an admission is not.
+    #[tokio::test(start_paused = true)]
+    async fn refusals_wait_for_the_delay() {
+        let delay = Duration::from_millis(100);
+        let pool = Transformer::new(1, 0, Duration::from_secs(10), delay);
+        let start = tokio::time::Instant::now();
+        let ticket = pool.admit().await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        let early = tokio::time::timeout(delay - Duration::from_millis(1), pool.admit()).await;
+        assert!(early.is_err(), "the refusal came before the delay");
+        let start = tokio::time::Instant::now();
+        assert!(matches!(
+            pool.admit().await,
+            Err(TransformError::Overloaded)
+        ));
+        assert_eq!(start.elapsed(), delay);
+        drop(ticket);
+        assert!(pool.admit().await.is_ok());
     }
 
     #[tokio::test]
     async fn times_out_and_catches_panics() {
-        let pool = Transformer::new(1, 0, Duration::from_millis(50));
+        let pool = new_pool(1, 0, Duration::from_millis(50));
         let r = pool.run(|| {
             std::thread::sleep(Duration::from_millis(300));
             Ok(())
@@ -255,7 +298,7 @@ mod tests {
         assert_eq!(pool.run(|| Ok(())).await, Err(TransformError::Overloaded));
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(pool.run(|| Ok(1)).await, Ok(1));
-        let pool = Transformer::new(1, 0, Duration::from_secs(30));
+        let pool = new_pool(1, 0, Duration::from_secs(30));
         let r: Result<(), _> = pool.run(|| panic!("boom")).await;
         assert!(matches!(r, Err(TransformError::Internal(_))));
     }
