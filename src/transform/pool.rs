@@ -9,6 +9,7 @@
 //! second from 96 connections). Held back, each connection gets at most
 //! 1 / delay refusals a second, and a held refusal costs a timer — no slot,
 //! no source, no worker (HAProxy's "tarpit", for the same reason).
+//!
 //! Each job has a deadline; a job past it answers `TimedOut` while its thread
 //! finishes and keeps its worker slot, so CPU use stays bounded too.
 //!
