@@ -14,7 +14,6 @@ import argparse
 import http.client
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -22,9 +21,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import PHOTO, ROOT, ensure_tools, start_server, timed_get, wrk  # noqa: E402
+from run import BIN, PHOTO, ensure_tools, start_server, wrk  # noqa: E402
 
-BIN = os.path.join(ROOT, "target", "release", "mediaedge")
 QUERY = "w=150&h=150&fmt=webp"
 
 

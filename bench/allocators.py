@@ -24,7 +24,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peers import PHOTO, burst, ensure_peers, http_get, med  # noqa: E402
-from run import ROOT, start_server, wrk  # noqa: E402
+from run import BIN, ROOT, start_server, wrk  # noqa: E402
 
 VARIANTS = [
     ("system", []),
@@ -40,7 +40,7 @@ def build():
     os.makedirs(OUT, exist_ok=True)
     for name, flags in VARIANTS:
         subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "mediaedge", *flags], cwd=ROOT, check=True)
-        shutil.copy(os.path.join(ROOT, "target", "release", "mediaedge"), os.path.join(OUT, name))
+        shutil.copy(BIN, os.path.join(OUT, name))
     # Leave target/release with the default build.
     subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "mediaedge"], cwd=ROOT, check=True)
 

@@ -30,9 +30,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, pct, proc_status_bytes, start_server  # noqa: E402
+from run import PHOTO, ROOT, pct, proc_status_bytes, start_server  # noqa: E402
 
-PHOTO = os.path.join(ROOT, "..", "shared", "corpus", "photo_4032x3024_orient1.jpg")
 HIT = "/p.jpg?w=150&h=150&fmt=webp"
 
 

@@ -41,13 +41,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, proc_status_bytes, start_server, wrk  # noqa: E402
+from run import BIN, CORPUS, PHOTO, ROOT, proc_status_bytes, start_server, wrk  # noqa: E402
 
-CORPUS = os.path.join(ROOT, "..", "shared", "corpus")
-PHOTO = os.path.join(CORPUS, "photo_4032x3024_orient1.jpg")
 PNG = os.path.join(CORPUS, "rgba_1200x1200.png")
 WEBP = os.path.join(CORPUS, "photo_4272x2848.webp")
-BIN = os.path.join(ROOT, "target", "release", "mediaedge")
 PIPELINE = os.path.join(ROOT, "target", "release", "examples", "pipeline")
 PEERS = os.path.join(ROOT, "target", "bench-peers")
 SHARP_JS = os.path.join(ROOT, "bench", "sharp.js")

@@ -23,7 +23,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PHOTO = os.path.join(ROOT, "..", "shared", "corpus", "photo_4032x3024_orient1.jpg")
+CORPUS = os.path.join(ROOT, "..", "shared", "corpus")
+PHOTO = os.path.join(CORPUS, "photo_4032x3024_orient1.jpg")
+BIN = os.path.join(ROOT, "target", "release", "mediaedge")
 
 MISS_OPS = [
     ("500x700 cover WebP q80", "w=500&h=700&fit=cover&fmt=webp&q=80"),
@@ -46,7 +48,7 @@ def ensure_tools():
 
 def start_server(data, config=None, binary=None, env=None, stderr=None):
     """Starts the release binary (or `binary`) on a free port; `data` None: the config's own storage."""
-    cmd = [binary or os.path.join(ROOT, "target", "release", "mediaedge"), "serve", "--listen", "127.0.0.1:0"]
+    cmd = [binary or BIN, "serve", "--listen", "127.0.0.1:0"]
     if data:
         cmd += ["--data", data]
     if config:

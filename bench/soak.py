@@ -35,13 +35,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, paced, proc_status_bytes, start_server  # noqa: E402
+from run import BIN, CORPUS, PHOTO, ROOT, paced, proc_status_bytes, start_server  # noqa: E402
 
-CORPUS = os.path.join(ROOT, "..", "shared", "corpus")
-PHOTO = os.path.join(CORPUS, "photo_4032x3024_orient1.jpg")
 PHONE = os.path.join(CORPUS, "photo_4032x3024_orient6.jpg")
 VIDEO = os.path.join(CORPUS, "video_1280x720_5s.mp4")
-BIN = os.path.join(ROOT, "target", "release", "mediaedge")
 ADMIN = "soak-admin-key-0123456789"
 
 
