@@ -50,6 +50,8 @@ pub struct Snapshot {
     pub errors: BTreeMap<String, f64>,
     /// Store requests by `op result`.
     pub store: BTreeMap<String, f64>,
+    /// Of those, the failures (`error`, `timeout`); each also in `errors`.
+    pub store_errors: f64,
     pub stale_served: f64,
     /// Bytes and entries per cache tier.
     pub cache_sizes: BTreeMap<String, (f64, f64)>,
@@ -129,6 +131,7 @@ impl Snapshot {
                     if matches!(label("result").as_str(), "error" | "timeout") {
                         let kind = format!("store: {} {}", label("op"), label("result"));
                         *s.errors.entry(kind).or_default() += v;
+                        s.store_errors += v;
                     }
                 }
                 m::STALE_SERVED => s.stale_served = v,
@@ -281,6 +284,7 @@ mediaedge_transforms_total{outcome="rejected"} 2
         assert_eq!(s.errors["HTTP 404"], 10.0);
         assert_eq!(s.errors["transform: rejected"], 2.0);
         assert_eq!(s.errors["store: get timeout"], 1.0);
+        assert_eq!(s.store_errors, 1.0);
         assert!(!s.errors.contains_key("store: revalidate not_modified"));
         assert_eq!(s.store["revalidate not_modified"], 7.0);
         assert_eq!(s.transforms["ok"], 5.0);

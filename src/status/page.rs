@@ -114,12 +114,7 @@ fn cards(h: &mut String, s: &Snapshot) {
             figure("transforms_failed", failed, &count(failed)),
         ),
     );
-    let store_errors: f64 = s
-        .errors
-        .iter()
-        .filter(|(k, _)| k.starts_with("store: "))
-        .map(|(_, v)| v)
-        .sum();
+    let store_errors = s.store_errors;
     let (class, word) = if store_errors == 0.0 {
         ("ok", "healthy")
     } else {
