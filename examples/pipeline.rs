@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use mediaedge::media_type::MediaType;
-use mediaedge::transform::{TransformSpec, process_profiled};
+use mediaedge::transform::{Job, TransformSpec, process_profiled};
 use mediaedge::variant::{Fit, OutputFormat};
 
 fn main() {
@@ -48,7 +48,8 @@ fn main() {
     if threads == 1 {
         for _ in 0..iters {
             let started = Instant::now();
-            let (out, t) = process_profiled(&src, media, &spec).expect("transform");
+            let (out, t) =
+                process_profiled(&src, media, &spec, &Job::unbounded()).expect("transform");
             if let Some(path) = std::env::var_os("BENCH_OUT") {
                 std::fs::write(path, &out.bytes).expect("write BENCH_OUT");
             }
@@ -70,7 +71,7 @@ fn main() {
         for _ in 0..threads {
             s.spawn(|| {
                 for _ in 0..iters {
-                    process_profiled(&src, media, &spec).expect("transform");
+                    process_profiled(&src, media, &spec, &Job::unbounded()).expect("transform");
                 }
             });
         }

@@ -184,7 +184,7 @@ impl Pipeline {
         };
         let media = meta.media;
         let encoded = admission
-            .run(move || transform::process(&src, media, &spec))
+            .run(move |job| transform::process(&src, media, &spec, job))
             .await?;
         let d = Derivative::new(
             Bytes::from(encoded.bytes),

@@ -45,7 +45,13 @@ pub async fn build_state(
         .transpose()?;
     let cache = Cache::new(&config.cache, disk);
     let t = &config.transform;
-    let transformer = Transformer::new(t.workers, t.queue, t.timeout, t.refusal_delay);
+    let transformer = Transformer::new(
+        t.workers,
+        t.queue,
+        t.timeout,
+        t.refusal_delay,
+        t.memory_bytes,
+    );
     let pipeline = Pipeline::new(store, cache, transformer, t.clone(), config.cache.shared);
     let uploads = Uploads::new(
         pipeline.clone(),

@@ -7,7 +7,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use mediaedge::media_type::MediaType;
-use mediaedge::transform::{self, TransformSpec};
+use std::time::{Duration, Instant};
+
+use mediaedge::transform::job::MemoryBudget;
+use mediaedge::transform::{self, Job, TransformSpec};
 use mediaedge::variant::{Fit, OutputFormat};
 
 /// Smaller than the server's default so each run stays fast; the limit
@@ -19,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
     if !media.is_transformable() {
         return;
     }
-    let Ok((w, h)) = transform::verify(data, media, MAX_PIXELS) else {
+    // A budget as the server has one (smaller, like the pixel limit), and
+    // a deadline far enough away that only a hang reaches it.
+    let job = Job::new(Instant::now() + Duration::from_secs(20), MemoryBudget::new(256 << 20));
+    let Ok((w, h)) = transform::verify(data, media, MAX_PIXELS, &job) else {
         return;
     };
     assert!(w > 0 && h > 0 && (w as u64) * (h as u64) <= MAX_PIXELS);
@@ -43,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
         max_dimension: 4096,
         max_source_pixels: MAX_PIXELS,
     };
-    if let Ok(out) = transform::process(data, media, &spec) {
+    if let Ok(out) = transform::process(data, media, &spec, &job) {
         assert!(!out.bytes.is_empty());
         assert!(
             out.width <= 48 && out.height <= 32,

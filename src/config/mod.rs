@@ -140,6 +140,7 @@ pub struct RawTransform {
     pub queue: usize,
     pub timeout_secs: f64,
     pub refusal_delay_ms: u64,
+    pub memory_mb: u64,
 }
 
 impl Default for RawTransform {
@@ -154,6 +155,7 @@ impl Default for RawTransform {
             queue: 32,
             timeout_secs: 30.0,
             refusal_delay_ms: 100,
+            memory_mb: 512,
         }
     }
 }
@@ -254,6 +256,8 @@ pub struct TransformConfig {
     pub timeout: Duration,
     /// How long a refused transform's 503 is held back (see `transform::pool`).
     pub refusal_delay: Duration,
+    /// Memory all running transforms may hold together (see `transform::job`).
+    pub memory_bytes: u64,
 }
 
 /// For unit tests of modules that take a transform config.
@@ -541,6 +545,7 @@ fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, ConfigError
             0,
             10_000,
         )?),
+        memory_bytes: in_range("transform.memory_mb", raw.memory_mb, 16, 1 << 20)? << 20,
     })
 }
 
@@ -738,6 +743,7 @@ mod tests {
                 "[transform]\nrefusal_delay_ms = 60000\n",
                 "transform.refusal_delay_ms",
             ),
+            ("[transform]\nmemory_mb = 1\n", "transform.memory_mb"),
             ("[cache]\ndisk_path = \"\"\n", "cache.disk_path"),
         ] {
             let e = validate(text).unwrap_err().to_string();

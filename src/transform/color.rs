@@ -10,6 +10,12 @@ use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
 
 use super::pixels::{Channels, Pixels, Samples};
 
+/// Embedded profiles larger than this are ignored (the pixels are taken as
+/// sRGB). Real profiles are a few hundred bytes to a few hundred KB (CMYK
+/// print profiles); a larger one costs memory for nothing, and a PNG's
+/// compressed `iCCP` can expand a thousandfold.
+pub const MAX_ICC_BYTES: usize = 1 << 20;
+
 /// Converts 8-bit RGB/RGBA pixels from `icc` to sRGB in place of the input.
 /// Gray images and unusable profiles pass through unchanged.
 pub fn rgb_to_srgb(pixels: Pixels, icc: &[u8]) -> Pixels {

@@ -6,15 +6,19 @@
 
 mod color;
 mod encode;
+mod exif;
+pub mod job;
 mod jpeg;
 mod orient;
 mod pixels;
 pub mod plan;
+mod png;
 mod pool;
 mod resize;
 mod source;
 mod webp;
 
+pub use job::Job;
 pub use pool::{Admission, Transformer};
 
 use crate::media_type::MediaType;
@@ -69,20 +73,16 @@ pub enum TransformError {
 /// the pixel count is within `max_source_pixels` (before any buffer), and
 /// the whole image decodes (a truncated file fails here, not at the first
 /// viewer). Decoded at the smallest shrink-on-load scale, so a 12 MP JPEG
-/// costs an entropy pass, not a full-size bitmap. Returns the displayed size
-/// (EXIF orientation applied).
+/// costs an entropy pass, not a full-size bitmap; under `job`'s deadline and
+/// memory budget like any transform. Returns the displayed size (EXIF
+/// orientation applied).
 pub fn verify(
     src: &[u8],
     media: MediaType,
     max_source_pixels: u64,
+    job: &Job,
 ) -> Result<(u32, u32), TransformError> {
-    let info = source::probe(src, media)?;
-    if info.pixels() > max_source_pixels {
-        return Err(TransformError::TooManyPixels(format!(
-            "{}x{} is over transform.max_source_pixels ({max_source_pixels})",
-            info.width, info.height
-        )));
-    }
+    let info = probe_within(src, media, max_source_pixels)?;
     let plan = plan::Plan::new(
         (info.width, info.height),
         info.orientation,
@@ -91,8 +91,10 @@ pub fn verify(
         Fit::Inside,
         16,
     );
-    let max_alloc = info.pixels().saturating_mul(8).saturating_add(64 << 20);
-    source::decode(src, &info, &plan, max_alloc)?;
+    let shrink = info.shrink(&plan);
+    let memory = info.memory_needed(&plan, shrink, OutputFormat::Png);
+    let _reserved = job.reserve(memory)?;
+    source::decode(src, &info, shrink, job, memory)?;
     Ok(if plan::swaps_axes(info.orientation) {
         (info.height, info.width)
     } else {
@@ -111,13 +113,30 @@ pub struct StageTimes {
     pub encode: std::time::Duration,
 }
 
-/// Runs the whole pipeline on one source image.
+/// The header, refused over `max_source_pixels` before any buffer exists.
+fn probe_within(
+    src: &[u8],
+    media: MediaType,
+    max_source_pixels: u64,
+) -> Result<source::SourceInfo, TransformError> {
+    let info = source::probe(src, media)?;
+    if info.pixels() > max_source_pixels {
+        return Err(TransformError::TooManyPixels(format!(
+            "{}x{} is over transform.max_source_pixels ({max_source_pixels})",
+            info.width, info.height
+        )));
+    }
+    Ok(info)
+}
+
+/// Runs the whole pipeline on one source image, within `job`'s limits.
 pub fn process(
     src: &[u8],
     media: MediaType,
     spec: &TransformSpec,
+    job: &Job,
 ) -> Result<Encoded, TransformError> {
-    process_profiled(src, media, spec).map(|(e, _)| e)
+    process_profiled(src, media, spec, job).map(|(e, _)| e)
 }
 
 /// [`process`], also saying how long each stage took.
@@ -125,6 +144,7 @@ pub fn process_profiled(
     src: &[u8],
     media: MediaType,
     spec: &TransformSpec,
+    job: &Job,
 ) -> Result<(Encoded, StageTimes), TransformError> {
     let mut times = StageTimes::default();
     let mut clock = std::time::Instant::now();
@@ -133,13 +153,7 @@ pub fn process_profiled(
         *slot = now - clock;
         clock = now;
     };
-    let info = source::probe(src, media)?;
-    if info.pixels() > spec.max_source_pixels {
-        return Err(TransformError::TooManyPixels(format!(
-            "{}x{} is over transform.max_source_pixels ({})",
-            info.width, info.height, spec.max_source_pixels
-        )));
-    }
+    let info = probe_within(src, media, spec.max_source_pixels)?;
     let plan = plan::Plan::new(
         (info.width, info.height),
         info.orientation,
@@ -148,11 +162,13 @@ pub fn process_profiled(
         spec.fit,
         spec.max_dimension,
     );
-    // Decoders allocate the output image plus working rows; RGBA16 is 8 bytes a pixel.
-    let max_alloc = info.pixels().saturating_mul(8).saturating_add(64 << 20);
+    let shrink = info.shrink(&plan);
+    let memory = info.memory_needed(&plan, shrink, spec.format);
+    let _reserved = job.reserve(memory)?;
     lap(&mut times.probe);
-    let decoded = source::decode(src, &info, &plan, max_alloc)?;
+    let decoded = source::decode(src, &info, shrink, job, memory)?;
     let decoded_size = (decoded.width, decoded.height);
+    job.check()?;
     lap(&mut times.decode);
 
     // The plan's crop is in full-size stored coordinates; the decoder may have shrunk.
@@ -167,6 +183,7 @@ pub fn process_profiled(
         h: plan.crop.h * sy,
     };
     let resized = resize::resize(decoded, crop, plan.resize_to)?;
+    job.check()?;
     lap(&mut times.resize);
     let upright = orient::apply(resized, info.orientation);
     let srgb = match &info.icc {
@@ -174,6 +191,7 @@ pub fn process_profiled(
         None => upright,
     };
     lap(&mut times.post);
+    job.check()?;
     let media = encode::concrete(spec.format, srgb.uses_alpha());
     let (width, height) = (srgb.width, srgb.height);
     let bytes = encode::encode(srgb, media, spec.quality)?;
@@ -209,15 +227,15 @@ mod tests {
     #[test]
     fn jpeg_and_webp_shrink_on_load() {
         let photo = corpus("photo_4032x3024_orient1.jpg");
-        let out = process(&photo, MediaType::Jpeg, &spec(150, 150)).unwrap();
+        let out = process(&photo, MediaType::Jpeg, &spec(150, 150), &Job::unbounded()).unwrap();
         assert_eq!((out.width, out.height, out.decoded), (150, 150, (504, 378)));
-        let out = process(&photo, MediaType::Jpeg, &spec(500, 700)).unwrap();
+        let out = process(&photo, MediaType::Jpeg, &spec(500, 700), &Job::unbounded()).unwrap();
         assert_eq!(
             (out.width, out.height, out.decoded),
             (500, 700, (1008, 756))
         );
         let webp = corpus("photo_4272x2848.webp");
-        let out = process(&webp, MediaType::Webp, &spec(500, 700)).unwrap();
+        let out = process(&webp, MediaType::Webp, &spec(500, 700), &Job::unbounded()).unwrap();
         assert_eq!(
             (out.width, out.height, out.decoded),
             (500, 700, (1068, 712))
@@ -227,7 +245,7 @@ mod tests {
     #[test]
     fn pixel_limit_is_checked_before_decoding() {
         let bomb = corpus("bomb_20000x20000_1bit.png");
-        let e = process(&bomb, MediaType::Png, &spec(10, 10)).unwrap_err();
+        let e = process(&bomb, MediaType::Png, &spec(10, 10), &Job::unbounded()).unwrap_err();
         assert!(matches!(e, TransformError::TooManyPixels(_)), "{e:?}");
     }
 }

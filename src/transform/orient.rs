@@ -1,21 +1,7 @@
-//! EXIF orientation: read the tag (kamadak-exif) and turn the resized image
-//! upright. Applied after the resize, where the image is smallest.
+//! EXIF orientation, applied: turn the resized image upright (the tag is
+//! read by `exif.rs`). Applied after the resize, where the image is smallest.
 
 use super::pixels::{Pixels, Samples};
-
-/// The Orientation tag (1..=8) from a raw EXIF/TIFF block; 1 when absent or invalid.
-pub fn exif_orientation(exif: &[u8]) -> u8 {
-    // WebP and some PNG writers keep the JPEG-style "Exif\0\0" prefix.
-    let tiff = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
-    let Ok(parsed) = exif::Reader::new().read_raw(tiff.to_vec()) else {
-        return 1;
-    };
-    parsed
-        .get_field(exif::Tag::Orientation, exif::In::PRIMARY)
-        .and_then(|f| f.value.get_uint(0))
-        .filter(|v| (1..=8).contains(v))
-        .map_or(1, |v| v as u8)
-}
 
 /// Rotates/flips an 8-bit image so that it displays upright.
 ///
@@ -89,14 +75,5 @@ mod tests {
         let p = Pixels::new_u8(2, 1, Channels::Rgb, vec![1, 2, 3, 4, 5, 6]);
         let (w, h, _, d) = apply(p, 6).into_u8();
         assert_eq!((w, h, d), (1, 2, vec![1, 2, 3, 4, 5, 6]));
-    }
-
-    #[test]
-    fn reads_orientation_from_corpus_exif() {
-        let src = crate::test_support::corpus("photo_4032x3024_orient6.jpg");
-        let header = crate::transform::jpeg::probe(&src).unwrap();
-        assert_eq!(exif_orientation(header.exif.as_deref().unwrap()), 6);
-        assert_eq!(exif_orientation(b"garbage"), 1);
-        assert_eq!(exif_orientation(b""), 1);
     }
 }

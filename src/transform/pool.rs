@@ -10,8 +10,12 @@
 //! 1 / delay refusals a second, and a held refusal costs a timer — no slot,
 //! no source, no worker (HAProxy's "tarpit", for the same reason).
 //!
-//! Each job has a deadline; a job past it answers `TimedOut` while its thread
-//! finishes and keeps its worker slot, so CPU use stays bounded too.
+//! Each job has a deadline, which its decoders check (`job.rs`): a job past
+//! it answers `TimedOut` and stops soon after; its worker slot and its
+//! memory stay taken until it has really ended, so neither CPU nor memory
+//! can be over-committed by jobs that were given up on. Every job also
+//! reserves its share of the memory budget (`transform.memory_mb`) before
+//! it decodes.
 //!
 //! Jobs run on the pool's own threads, started at a lower CPU priority
 //! (nice +10): when transforms fill every core, the runtime's threads that
@@ -27,6 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::TransformError;
+use super::job::{Job, MemoryBudget};
 use crate::metrics;
 
 #[derive(Clone)]
@@ -34,6 +39,7 @@ pub struct Transformer {
     admission: Arc<Semaphore>,
     workers: Arc<Semaphore>,
     threads: Arc<Threads>,
+    budget: Arc<MemoryBudget>,
     timeout: Duration,
     refusal_delay: Duration,
 }
@@ -41,17 +47,17 @@ pub struct Transformer {
 /// Niceness of the transform threads: below the runtime's, which serve hits.
 const TRANSFORM_NICE: i32 = 10;
 
-type Job = Box<dyn FnOnce() + Send>;
+type Task = Box<dyn FnOnce() + Send>;
 
 /// `n` threads taking jobs from one channel; they end when it closes (the
 /// last `Transformer` clone dropped).
 struct Threads {
-    jobs: std::sync::mpsc::Sender<Job>,
+    jobs: std::sync::mpsc::Sender<Task>,
 }
 
 impl Threads {
     fn start(n: usize) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let (tx, rx) = std::sync::mpsc::channel::<Task>();
         let rx = Arc::new(std::sync::Mutex::new(rx));
         for i in 0..n {
             let rx = rx.clone();
@@ -77,7 +83,7 @@ impl Threads {
         Self { jobs: tx }
     }
 
-    fn send(&self, job: Job) -> bool {
+    fn send(&self, job: Task) -> bool {
         self.jobs.send(job).is_ok()
     }
 }
@@ -94,14 +100,26 @@ fn lower_priority() {
 }
 
 impl Transformer {
-    pub fn new(workers: usize, queue: usize, timeout: Duration, refusal_delay: Duration) -> Self {
+    pub fn new(
+        workers: usize,
+        queue: usize,
+        timeout: Duration,
+        refusal_delay: Duration,
+        memory_bytes: u64,
+    ) -> Self {
         Self {
             admission: Arc::new(Semaphore::new(workers + queue)),
             workers: Arc::new(Semaphore::new(workers)),
             threads: Arc::new(Threads::start(workers)),
+            budget: MemoryBudget::new(memory_bytes),
             timeout,
             refusal_delay,
         }
+    }
+
+    /// Bytes of the memory budget reserved by running jobs.
+    pub fn memory_in_use(&self) -> u64 {
+        self.budget.in_use()
     }
 
     /// Takes a place in the pool or its queue, or refuses with `Overloaded`
@@ -109,17 +127,35 @@ impl Transformer {
     /// `workers + queue` sources are ever in memory for transforms.
     pub async fn admit(&self) -> Result<Admission, TransformError> {
         match self.admission.clone().try_acquire_owned() {
-            Ok(slot) => Ok(Admission {
-                slot,
-                workers: self.workers.clone(),
-                threads: self.threads.clone(),
-                timeout: self.timeout,
-            }),
+            Ok(slot) => Ok(self.admission(slot)),
             Err(_) => {
                 metrics::transform_finished("rejected", None);
                 if !self.refusal_delay.is_zero() {
                     tokio::time::sleep(self.refusal_delay).await;
                 }
+                Err(TransformError::Overloaded)
+            }
+        }
+    }
+
+    fn admission(&self, slot: OwnedSemaphorePermit) -> Admission {
+        Admission {
+            slot,
+            workers: self.workers.clone(),
+            threads: self.threads.clone(),
+            budget: self.budget.clone(),
+            timeout: self.timeout,
+        }
+    }
+
+    /// Waits up to `patience` for a place instead of being refused at once
+    /// (uploads: the client has already sent its bytes).
+    pub async fn admit_waiting(&self, patience: Duration) -> Result<Admission, TransformError> {
+        match tokio::time::timeout(patience, self.admission.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(self.admission(slot)),
+            Ok(Err(_)) => Err(TransformError::Internal("transform pool closed".into())),
+            Err(_) => {
+                metrics::transform_finished("rejected", None);
                 Err(TransformError::Overloaded)
             }
         }
@@ -131,7 +167,7 @@ impl Transformer {
     pub async fn run<T, F>(&self, job: F) -> Result<T, TransformError>
     where
         T: Send + 'static,
-        F: FnOnce() -> Result<T, TransformError> + Send + 'static,
+        F: FnOnce(&Job) -> Result<T, TransformError> + Send + 'static,
     {
         self.admit().await?.run(job).await
     }
@@ -142,23 +178,27 @@ pub struct Admission {
     slot: OwnedSemaphorePermit,
     workers: Arc<Semaphore>,
     threads: Arc<Threads>,
+    budget: Arc<MemoryBudget>,
     timeout: Duration,
 }
 
 impl Admission {
-    /// Waits for a worker and runs `job` on a transform thread, within the timeout.
+    /// Waits for a worker and runs `job` on a transform thread, within the
+    /// timeout; the job gets its limits (deadline, memory budget) as a [`Job`].
     pub async fn run<T, F>(self, job: F) -> Result<T, TransformError>
     where
         T: Send + 'static,
-        F: FnOnce() -> Result<T, TransformError> + Send + 'static,
+        F: FnOnce(&Job) -> Result<T, TransformError> + Send + 'static,
     {
         let Admission {
             slot,
             workers,
             threads,
+            budget,
             timeout,
         } = self;
         let started = Instant::now();
+        let limits = Job::new(started + timeout, budget);
         let work = async move {
             let worker = workers
                 .acquire_owned()
@@ -169,7 +209,7 @@ impl Admission {
             let (done, result) = tokio::sync::oneshot::channel();
             let sent = threads.send(Box::new(move || {
                 let _request = span.enter(); // log lines keep the request id
-                let outcome = catch_unwind(AssertUnwindSafe(job));
+                let outcome = catch_unwind(AssertUnwindSafe(|| job(&limits)));
                 // Both places are released when the work is really done, and
                 // before the caller hears of it (so it may admit the next job).
                 drop((slot, worker));
@@ -206,7 +246,7 @@ mod tests {
 
     /// A pool that refuses at once (the delay has its own test).
     fn new_pool(workers: usize, queue: usize, timeout: Duration) -> Transformer {
-        Transformer::new(workers, queue, timeout, Duration::ZERO)
+        Transformer::new(workers, queue, timeout, Duration::ZERO, 1 << 30)
     }
 
     /// Jobs run below the caller's priority, so hits get the CPU first.
@@ -222,7 +262,7 @@ mod tests {
         };
         let ours = nice();
         let pool = new_pool(1, 0, Duration::from_secs(10));
-        let theirs = pool.run(move || Ok(nice())).await.unwrap();
+        let theirs = pool.run(move |_| Ok(nice())).await.unwrap();
         assert_eq!(theirs, (ours + TRANSFORM_NICE).min(19));
     }
 
@@ -235,7 +275,7 @@ mod tests {
         for _ in 0..2 {
             let (pool, rx) = (pool.clone(), rx.clone());
             running.push(tokio::spawn(async move {
-                pool.run(move || {
+                pool.run(move |_| {
                     let _ = rx.lock().unwrap().recv();
                     Ok(())
                 })
@@ -243,13 +283,13 @@ mod tests {
             }));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(pool.run(|| Ok(())).await, Err(TransformError::Overloaded));
+        assert_eq!(pool.run(|_| Ok(())).await, Err(TransformError::Overloaded));
         tx.send(()).unwrap();
         tx.send(()).unwrap();
         for r in running {
             r.await.unwrap().unwrap();
         }
-        assert_eq!(pool.run(|| Ok(7)).await, Ok(7));
+        assert_eq!(pool.run(|_| Ok(7)).await, Ok(7));
     }
 
     #[tokio::test]
@@ -260,7 +300,7 @@ mod tests {
             pool.admit().await,
             Err(TransformError::Overloaded)
         ));
-        assert_eq!(ticket.run(|| Ok(3)).await, Ok(3));
+        assert_eq!(ticket.run(|_| Ok(3)).await, Ok(3));
         drop(pool.admit().await.unwrap());
         assert!(pool.admit().await.is_ok());
     }
@@ -271,7 +311,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn refusals_wait_for_the_delay() {
         let delay = Duration::from_millis(100);
-        let pool = Transformer::new(1, 0, Duration::from_secs(10), delay);
+        let pool = Transformer::new(1, 0, Duration::from_secs(10), delay, 1 << 30);
         let start = tokio::time::Instant::now();
         let ticket = pool.admit().await.unwrap();
         assert_eq!(start.elapsed(), Duration::ZERO);
@@ -287,20 +327,45 @@ mod tests {
         assert!(pool.admit().await.is_ok());
     }
 
+    /// A job that checks its deadline really ends at the timeout: the slot
+    /// it held is free again without waiting for work nobody will use.
+    #[tokio::test]
+    async fn jobs_see_their_deadline_and_end() {
+        let pool = new_pool(1, 0, Duration::from_millis(50));
+        let r: Result<(), _> = pool
+            .run(|job| {
+                loop {
+                    job.check()?;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+            .await;
+        assert_eq!(r, Err(TransformError::TimedOut));
+        let mut free = false;
+        for _ in 0..100 {
+            if pool.run(|_| Ok(())).await.is_ok() {
+                free = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(free, "the slot stayed taken after the job's deadline");
+    }
+
     #[tokio::test]
     async fn times_out_and_catches_panics() {
         let pool = new_pool(1, 0, Duration::from_millis(50));
-        let r = pool.run(|| {
+        let r = pool.run(|_| {
             std::thread::sleep(Duration::from_millis(300));
             Ok(())
         });
         assert_eq!(r.await, Err(TransformError::TimedOut));
         // The slow job still holds the only slot until it really ends.
-        assert_eq!(pool.run(|| Ok(())).await, Err(TransformError::Overloaded));
+        assert_eq!(pool.run(|_| Ok(())).await, Err(TransformError::Overloaded));
         tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(pool.run(|| Ok(1)).await, Ok(1));
+        assert_eq!(pool.run(|_| Ok(1)).await, Ok(1));
         let pool = new_pool(1, 0, Duration::from_secs(30));
-        let r: Result<(), _> = pool.run(|| panic!("boom")).await;
+        let r: Result<(), _> = pool.run(|_| panic!("boom")).await;
         assert!(matches!(r, Err(TransformError::Internal(_))));
     }
 }

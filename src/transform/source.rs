@@ -1,30 +1,36 @@
 //! The source image: probe its header (size, orientation, colour profile)
-//! without touching pixel data, then decode it — shrunk on load where the
-//! codec can (JPEG, WebP). PNG and GIF go through the `image` crate.
+//! without touching pixel data, say how much memory decoding it will take,
+//! then decode it — shrunk on load where the codec can (JPEG, WebP, PNG).
+//! GIF goes through the `image` crate.
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use super::TransformError;
+use super::job::Job;
 use super::jpeg::{self, JpegHeader};
-use super::orient::exif_orientation;
-use super::pixels::{Channels, Pixels, Samples};
+use super::pixels::{Channels, Pixels};
 use super::plan::Plan;
+use super::png::{self, PngHeader};
 use super::webp::{self, WebpHeader};
 use crate::media_type::MediaType;
+use crate::variant::OutputFormat;
 
 /// Shrink factors libjpeg decodes fast (scale 1/8, 1/4, 1/2, 1).
 const JPEG_SHRINKS: [u32; 4] = [8, 4, 2, 1];
-/// libwebp scales to any size while decoding; integer factors keep the
-/// final resize a small, high-quality step.
-const WEBP_SHRINKS: [u32; 7] = [16, 8, 6, 4, 3, 2, 1];
+/// libwebp scales to any size while decoding, and PNG rows are box-averaged
+/// by any factor; integer factors keep the final resize a small,
+/// high-quality step.
+const ANY_SHRINKS: [u32; 7] = [16, 8, 6, 4, 3, 2, 1];
+/// What the `image` crate may allocate to read a GIF's header.
+const PROBE_ALLOC: u64 = 16 << 20;
 
 #[derive(Debug, Clone)]
 pub enum Codec {
     Jpeg(JpegHeader),
     Webp(WebpHeader),
-    Png,
+    Png(PngHeader),
     Gif,
 }
 
@@ -46,6 +52,56 @@ impl SourceInfo {
     pub fn pixels(&self) -> u64 {
         self.width as u64 * self.height as u64
     }
+
+    /// The factor the decoder will shrink by for `plan`.
+    pub fn shrink(&self, plan: &Plan) -> u32 {
+        match &self.codec {
+            Codec::Jpeg(_) => plan.shrink_on_load(&JPEG_SHRINKS),
+            Codec::Webp(h) if h.animated => 1,
+            Codec::Webp(_) | Codec::Png(_) => plan.shrink_on_load(&ANY_SHRINKS),
+            Codec::Gif => 1,
+        }
+    }
+
+    /// Peak bytes a transform of this source to `plan` (decoded at
+    /// `1/shrink`, encoded as `format`) holds, from the header alone: the
+    /// decoded image, what the codec keeps for itself, the premultiplied
+    /// copy and intermediate rows of the resize, the copies after it
+    /// (orientation, colour, channels) and the encoder's working memory.
+    /// An upper bound rather than an exact count: it is what the job
+    /// reserves from the memory budget.
+    pub fn memory_needed(&self, plan: &Plan, shrink: u32, format: OutputFormat) -> u64 {
+        let s = shrink.max(1) as u64;
+        let (dw, dh) = (
+            (self.width as u64).div_ceil(s),
+            (self.height as u64).div_ceil(s),
+        );
+        let (channels, depth, codec) = match &self.codec {
+            Codec::Jpeg(h) => (
+                h.decoded_channels(),
+                1,
+                h.working_bytes(shrink) + if h.cmyk { dw * dh * 3 } else { 0 },
+            ),
+            Codec::Webp(h) => (
+                if h.has_alpha || h.animated { 4 } else { 3 },
+                1,
+                h.working_bytes(),
+            ),
+            Codec::Png(h) => (
+                h.channels.count() as u64,
+                if h.sixteen { 2 } else { 1 },
+                h.working_bytes(),
+            ),
+            Codec::Gif => (4, 1, self.pixels() * 4 * 2),
+        };
+        let decoded = dw * dh * channels * depth;
+        let premultiplied = if channels == 4 { decoded } else { 0 };
+        let (ow, oh) = (plan.resize_to.0 as u64, plan.resize_to.1 as u64);
+        let rows = ow * dh * channels * depth;
+        let output = ow * oh * (channels * depth + 4 * 4);
+        let encoder = ow * oh * if format == OutputFormat::Avif { 24 } else { 8 };
+        decoded + codec + premultiplied + rows + output + encoder
+    }
 }
 
 pub fn probe(src: &[u8], media: MediaType) -> Result<SourceInfo, TransformError> {
@@ -55,7 +111,7 @@ pub fn probe(src: &[u8], media: MediaType) -> Result<SourceInfo, TransformError>
             Ok(SourceInfo {
                 width: h.width,
                 height: h.height,
-                orientation: h.exif.as_deref().map_or(1, exif_orientation),
+                orientation: h.orientation,
                 icc: if h.cmyk { None } else { h.icc.clone() },
                 codec: Codec::Jpeg(h),
             })
@@ -65,37 +121,35 @@ pub fn probe(src: &[u8], media: MediaType) -> Result<SourceInfo, TransformError>
             Ok(SourceInfo {
                 width: h.width,
                 height: h.height,
-                orientation: h.exif.as_deref().map_or(1, exif_orientation),
+                orientation: h.orientation,
                 icc: h.icc.clone(),
                 codec: Codec::Webp(h),
             })
         }
-        MediaType::Png | MediaType::Gif => {
-            let (format, codec) = if media == MediaType::Png {
-                (ImageFormat::Png, Codec::Png)
-            } else {
-                (ImageFormat::Gif, Codec::Gif)
-            };
-            let mut decoder = reader(src, format, Limits::default())
+        MediaType::Png => {
+            let h = png::probe(src)?;
+            Ok(SourceInfo {
+                width: h.width,
+                height: h.height,
+                orientation: h.orientation,
+                icc: h.icc.clone(),
+                codec: Codec::Png(h),
+            })
+        }
+        MediaType::Gif => {
+            let decoder = gif_reader(src, PROBE_ALLOC)
                 .into_decoder()
                 .map_err(|e| TransformError::Undecodable(e.to_string()))?;
             let (width, height) = decoder.dimensions();
             if width == 0 || height == 0 {
                 return Err(TransformError::Undecodable("image has no pixels".into()));
             }
-            let icc = decoder.icc_profile().ok().flatten();
-            let orientation = decoder
-                .exif_metadata()
-                .ok()
-                .flatten()
-                .as_deref()
-                .map_or(1, exif_orientation);
             Ok(SourceInfo {
-                codec,
+                codec: Codec::Gif,
                 width,
                 height,
-                orientation,
-                icc,
+                orientation: 1,
+                icc: None,
             })
         }
         other => Err(TransformError::Unsupported(format!(
@@ -105,38 +159,34 @@ pub fn probe(src: &[u8], media: MediaType) -> Result<SourceInfo, TransformError>
     }
 }
 
-/// Decodes, shrinking on load as far as `plan` allows. `max_alloc` bounds
-/// what the `image` crate may allocate (the pixel limit was checked already).
+/// Decodes at `1/shrink`, within `memory` bytes (what the job reserved) and
+/// the job's deadline.
 pub fn decode(
     src: &[u8],
     info: &SourceInfo,
-    plan: &Plan,
-    max_alloc: u64,
+    shrink: u32,
+    job: &Job,
+    memory: u64,
 ) -> Result<Pixels, TransformError> {
     match &info.codec {
-        Codec::Jpeg(h) => jpeg::decode(src, plan.shrink_on_load(&JPEG_SHRINKS), h),
-        Codec::Webp(h) => webp::decode(src, h, plan.shrink_on_load(&WEBP_SHRINKS)),
-        Codec::Png => decode_with_image(src, ImageFormat::Png, max_alloc),
-        Codec::Gif => decode_with_image(src, ImageFormat::Gif, max_alloc),
+        Codec::Jpeg(h) => jpeg::decode(src, shrink, h, job, h.working_bytes(shrink)),
+        Codec::Webp(h) => webp::decode(src, h, shrink, job),
+        Codec::Png(h) => png::decode(src, h, shrink, job),
+        Codec::Gif => decode_gif(src, memory),
     }
 }
 
-fn reader(src: &[u8], format: ImageFormat, limits: Limits) -> ImageReader<Cursor<&[u8]>> {
-    let mut r = ImageReader::with_format(Cursor::new(src), format);
+fn gif_reader(src: &[u8], max_alloc: u64) -> ImageReader<Cursor<&[u8]>> {
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(max_alloc);
+    let mut r = ImageReader::with_format(Cursor::new(src), ImageFormat::Gif);
     r.limits(limits);
     r
 }
 
-/// PNG (8/16-bit, palette, alpha, interlaced) and GIF (first frame, composed
-/// on its canvas) into our pixel layout, keeping 16-bit samples for the resize.
-fn decode_with_image(
-    src: &[u8],
-    format: ImageFormat,
-    max_alloc: u64,
-) -> Result<Pixels, TransformError> {
-    let mut limits = Limits::default();
-    limits.max_alloc = Some(max_alloc);
-    let decoder = reader(src, format, limits)
+/// The first frame, composed on its canvas.
+fn decode_gif(src: &[u8], max_alloc: u64) -> Result<Pixels, TransformError> {
+    let decoder = gif_reader(src, max_alloc)
         .into_decoder()
         .map_err(|e| TransformError::Undecodable(e.to_string()))?;
     let img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
@@ -144,23 +194,10 @@ fn decode_with_image(
         e => TransformError::Undecodable(e.to_string()),
     })?;
     let (w, h) = (img.width(), img.height());
-    let u16s = |channels, v: Vec<u16>| Pixels {
-        width: w,
-        height: h,
-        channels,
-        samples: Samples::U16(v),
-    };
-    Ok(match img {
-        DynamicImage::ImageLuma8(b) => Pixels::new_u8(w, h, Channels::Gray, b.into_raw()),
-        DynamicImage::ImageRgb8(b) => Pixels::new_u8(w, h, Channels::Rgb, b.into_raw()),
-        DynamicImage::ImageRgba8(b) => Pixels::new_u8(w, h, Channels::Rgba, b.into_raw()),
-        DynamicImage::ImageLumaA8(_) => {
-            Pixels::new_u8(w, h, Channels::Rgba, img.into_rgba8().into_raw())
-        }
-        DynamicImage::ImageRgb16(b) => u16s(Channels::Rgb, b.into_raw()),
-        DynamicImage::ImageRgba16(b) => u16s(Channels::Rgba, b.into_raw()),
-        DynamicImage::ImageLuma16(_) => u16s(Channels::Rgb, img.into_rgb16().into_raw()),
-        DynamicImage::ImageLumaA16(_) => u16s(Channels::Rgba, img.into_rgba16().into_raw()),
-        other => Pixels::new_u8(w, h, Channels::Rgba, other.into_rgba8().into_raw()),
-    })
+    Ok(Pixels::new_u8(
+        w,
+        h,
+        Channels::Rgba,
+        img.into_rgba8().into_raw(),
+    ))
 }

@@ -5,11 +5,21 @@
 //! The decode side uses `libwebp-sys` directly because the `webp` crate
 //! exposes neither scaled decoding nor single-frame animation access; it is
 //! the same libwebp build the `webp` crate links, so there is one copy.
+//!
+//! Stills are decoded incrementally, [`STEP`] bytes of input at a time, so
+//! the job's deadline is checked while libwebp works (it has no callback of
+//! its own for that).
 
 use libwebp_sys as sys;
 
 use super::TransformError;
+use super::color::MAX_ICC_BYTES;
+use super::exif;
+use super::job::Job;
 use super::pixels::{Channels, Pixels};
+
+/// Input fed to the incremental decoder between two deadline checks.
+const STEP: usize = 32 << 10;
 
 #[derive(Debug, Clone, Default)]
 pub struct WebpHeader {
@@ -17,8 +27,28 @@ pub struct WebpHeader {
     pub height: u32,
     pub has_alpha: bool,
     pub animated: bool,
+    /// VP8L: libwebp holds the whole image as 32-bit ARGB while decoding,
+    /// whatever the output scale.
+    pub lossless: bool,
     pub icc: Option<Vec<u8>>,
-    pub exif: Option<Vec<u8>>,
+    /// EXIF orientation, 1..=8.
+    pub orientation: u8,
+}
+
+impl WebpHeader {
+    /// Bytes libwebp allocates for itself while decoding (output excluded):
+    /// for an animation, its canvas and the previous one; for a lossless
+    /// still, the full-size ARGB buffer; for a lossy still, rows.
+    pub fn working_bytes(&self) -> u64 {
+        let px = self.width as u64 * self.height as u64;
+        if self.animated {
+            px * 4 * 3
+        } else if self.lossless {
+            px * 4 + self.width as u64 * 64
+        } else {
+            self.width as u64 * 64 + (1 << 20)
+        }
+    }
 }
 
 pub fn probe(src: &[u8]) -> Result<WebpHeader, TransformError> {
@@ -40,14 +70,22 @@ pub fn probe(src: &[u8]) -> Result<WebpHeader, TransformError> {
         height: f.height as u32,
         has_alpha: f.has_alpha != 0,
         animated: f.has_animation != 0,
-        icc: riff_chunk(src, b"ICCP").map(<[u8]>::to_vec),
-        exif: riff_chunk(src, b"EXIF").map(<[u8]>::to_vec),
+        lossless: f.format == 2,
+        icc: riff_chunk(src, b"ICCP")
+            .filter(|p| p.len() <= MAX_ICC_BYTES)
+            .map(<[u8]>::to_vec),
+        orientation: riff_chunk(src, b"EXIF").map_or(1, exif::orientation),
     })
 }
 
 /// Decodes a still image at `ceil(size / shrink)`, or the first frame of an
 /// animation at full size.
-pub fn decode(src: &[u8], header: &WebpHeader, shrink: u32) -> Result<Pixels, TransformError> {
+pub fn decode(
+    src: &[u8],
+    header: &WebpHeader,
+    shrink: u32,
+    job: &Job,
+) -> Result<Pixels, TransformError> {
     if header.animated {
         return first_frame(src, header);
     }
@@ -65,7 +103,9 @@ pub fn decode(src: &[u8], header: &WebpHeader, shrink: u32) -> Result<Pixels, Tr
     let mut buf = vec![0u8; stride * h as usize];
 
     // SAFETY: config is initialised by libwebp; the output buffer is ours
-    // (external memory), sized stride × height as declared.
+    // (external memory), sized stride × height as declared, and outlives the
+    // incremental decoder, which is deleted on every path out of the block.
+    // `src` outlives it too: WebPIUpdate is given its first `fed` bytes.
     unsafe {
         let mut config: sys::WebPDecoderConfig = std::mem::zeroed();
         if !sys::WebPInitDecoderConfig(&mut config) {
@@ -87,11 +127,27 @@ pub fn decode(src: &[u8], header: &WebpHeader, shrink: u32) -> Result<Pixels, Tr
             stride: stride as i32,
             size: buf.len(),
         };
-        let status = sys::WebPDecode(src.as_ptr(), src.len(), &mut config);
-        sys::WebPFreeDecBuffer(&mut config.output);
-        if status != sys::VP8StatusCode::VP8_STATUS_OK {
-            return Err(undecodable(status));
+        let idec = sys::WebPIDecode(std::ptr::null(), 0, &mut config);
+        if idec.is_null() {
+            return Err(TransformError::Internal(
+                "libwebp: no incremental decoder".into(),
+            ));
         }
+        let mut fed = 0usize;
+        let outcome = loop {
+            if let Err(e) = job.check() {
+                break Err(e);
+            }
+            fed = src.len().min(fed + STEP);
+            match sys::WebPIUpdate(idec, src.as_ptr(), fed) {
+                sys::VP8StatusCode::VP8_STATUS_OK => break Ok(()),
+                sys::VP8StatusCode::VP8_STATUS_SUSPENDED if fed < src.len() => {}
+                status => break Err(undecodable(status)),
+            }
+        };
+        sys::WebPIDelete(idec);
+        sys::WebPFreeDecBuffer(&mut config.output);
+        outcome?;
     }
     Ok(Pixels::new_u8(w, h, channels, buf))
 }
@@ -199,7 +255,7 @@ mod tests {
             (h.width, h.height, h.has_alpha, h.animated),
             (4272, 2848, false, false)
         );
-        let p = decode(&src, &h, 4).unwrap();
+        let p = decode(&src, &h, 4, &Job::unbounded()).unwrap();
         assert_eq!((p.width, p.height, p.channels), (1068, 712, Channels::Rgb));
     }
 
@@ -211,7 +267,7 @@ mod tests {
         let out = encode(&rgba, Channels::Rgba, 16, 16, 80).unwrap();
         let h = probe(&out).unwrap();
         assert_eq!((h.width, h.height, h.has_alpha), (16, 16, true));
-        let p = decode(&out, &h, 1).unwrap();
+        let p = decode(&out, &h, 1, &Job::unbounded()).unwrap();
         assert_eq!(p.channels, Channels::Rgba);
     }
 
@@ -221,7 +277,7 @@ mod tests {
         let mut src = corpus("photo_4272x2848.webp");
         src.truncate(src.len() / 2);
         if let Ok(h) = probe(&src) {
-            assert!(decode(&src, &h, 8).is_err());
+            assert!(decode(&src, &h, 8, &Job::unbounded()).is_err());
         }
     }
 

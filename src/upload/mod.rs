@@ -126,8 +126,6 @@ pub struct Uploads {
     cfg: UploadConfig,
     transform: TransformConfig,
     presets: Arc<Vec<PresetConfig>>,
-    /// Image checks running at once (one per transform worker).
-    verify_slots: tokio::sync::Semaphore,
 }
 
 impl Uploads {
@@ -142,7 +140,6 @@ impl Uploads {
             pipeline,
             signer: signing_secret.map(UrlSigner::new),
             cfg,
-            verify_slots: tokio::sync::Semaphore::new(transform.workers),
             transform,
             presets: Arc::new(presets),
         }
@@ -277,26 +274,26 @@ impl Uploads {
             .into());
         }
         let path = staged.path().to_path_buf();
-        // Uploads wait for one of their own slots rather than take the
-        // transform pool's: a phone's upload must not get a 503 because
-        // viewers are busy making thumbnails.
-        let _slot = self
-            .verify_slots
-            .acquire()
-            .await
-            .map_err(|_| TransformError::Overloaded)?;
-        let job = tokio::task::spawn_blocking(move || {
-            let src = std::fs::read(&path).map_err(|e| TransformError::Internal(e.to_string()))?;
-            match media {
-                MediaType::Avif => avif_size(&src, max_pixels),
-                _ => transform::verify(&src, media, max_pixels),
-            }
-        });
-        let size = match tokio::time::timeout(self.transform.timeout, job).await {
-            Err(_) => return Err(TransformError::TimedOut.into()),
-            Ok(Err(e)) => return Err(TransformError::Internal(e.to_string()).into()),
-            Ok(Ok(r)) => r?,
-        };
+        // The transform pool's admission, deadline and memory budget, like
+        // any transform: the slot is held until the decode has really ended,
+        // even when the upload is answered 503 at the timeout. An upload
+        // waits (up to the timeout) for a place rather than being refused at
+        // once, so a phone's upload is not lost to a burst of thumbnails.
+        let admission = self
+            .pipeline
+            .transformer()
+            .admit_waiting(self.transform.timeout)
+            .await?;
+        let size = admission
+            .run(move |job| {
+                let src =
+                    std::fs::read(&path).map_err(|e| TransformError::Internal(e.to_string()))?;
+                match media {
+                    MediaType::Avif => avif_size(&src, max_pixels),
+                    _ => transform::verify(&src, media, max_pixels, job),
+                }
+            })
+            .await?;
         Ok(Some(size))
     }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod hostile;
 pub mod images;
 pub mod s3;
 

@@ -1,0 +1,224 @@
+//! Crafted files that are small on disk and expensive to decode (issue 14,
+//! items 1–4): none may abort the process, hold memory beyond the budget,
+//! or keep a core busy past its timeout — whether it arrives as an upload
+//! or is already stored and asked for by an anonymous `?w=8`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::hostile::{self, cpu_seconds};
+use common::{Server, corpus_bytes};
+use reqwest::StatusCode;
+
+const ADMIN: &str = "admin-key-for-tests-0123456789";
+const SECRET: &str = "signing-secret-for-tests-0123456789";
+
+fn server(config: &str) -> Server {
+    Server::builder()
+        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
+        .env("MEDIAEDGE_SIGNING_SECRET", SECRET)
+        .config(config)
+        .start()
+}
+
+/// Item 1: the nested EXIF pointer bomb, in every container that carries
+/// EXIF, uploaded and then transformed. The orientation in IFD0 is still
+/// read (the JPEG has Orientation 6, so its preview is portrait).
+#[tokio::test]
+async fn exif_pointer_bombs_neither_abort_nor_grow_memory() {
+    let s = server("");
+    let bomb = hostile::exif_pointer_bomb(500, 6);
+    assert!(bomb.len() < 20 << 10, "{} bytes", bomb.len());
+    let files = [
+        ("bomb.jpg", hostile::jpeg_with_exif(64, 32, &bomb)),
+        ("bomb.png", hostile::png_with_exif(64, 32, &bomb)),
+        ("bomb.webp", hostile::webp_with_exif(64, 32, &bomb)),
+    ];
+    for (key, bytes) in &files {
+        let (status, body) = s.upload(ADMIN, key, bytes.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{key}: {body}");
+        // Orientation 6 swaps the sides.
+        assert_eq!(
+            (body["width"].as_u64(), body["height"].as_u64()),
+            (Some(32), Some(64)),
+            "{key}"
+        );
+        let res = s.get(&format!("/{key}?w=8")).await;
+        assert_eq!(res.status(), StatusCode::OK, "{key}");
+        let img = common::decode(&res.bytes().await.unwrap());
+        assert_eq!((img.width(), img.height()), (8, 16), "{key}");
+    }
+    // Stored straight into the data directory, asked for anonymously.
+    s.put("stored/bomb.jpg", &files[0].1);
+    assert_eq!(s.get("/stored/bomb.jpg?w=8").await.status(), StatusCode::OK);
+    assert_eq!(s.get("/_/health").await.status(), StatusCode::OK);
+    assert!(
+        s.peak_rss() < 150 << 20,
+        "peak RSS {} MiB",
+        s.peak_rss() >> 20
+    );
+}
+
+/// Item 3: a compressed ICC profile that inflates to 256 MiB inside an 8x8
+/// PNG, and a 50 MP 16-bit gray+alpha PNG of 200 KB, each transformed:
+/// the profile is dropped unread, the big PNG is shrunk row by row.
+#[tokio::test]
+async fn expanding_pngs_stay_small_in_memory() {
+    let s = server("");
+    let icc = hostile::png_iccp_bomb(256 << 20);
+    assert!(icc.len() < 300 << 10, "{} bytes", icc.len());
+    s.put("icc.png", &icc);
+    let res = s.get("/icc.png?w=4").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(common::decode(&res.bytes().await.unwrap()).width(), 4);
+
+    let ga16 = hostile::png_gray_alpha16(8000, 6250);
+    assert!(ga16.len() < 400 << 10, "{} bytes", ga16.len());
+    s.put("ga16.png", &ga16);
+    let res = s.get("/ga16.png?w=4").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let img = common::decode(&res.bytes().await.unwrap());
+    assert_eq!((img.width(), img.height()), (4, 3));
+    // Decoded whole and widened, the second alone is 400 MB.
+    assert!(
+        s.peak_rss() < 150 << 20,
+        "peak RSS {} MiB",
+        s.peak_rss() >> 20
+    );
+}
+
+/// Item 3's burst target: 40 concurrent transforms of such files (the two
+/// PNGs above, an animated WebP, the EXIF bomb) keep the process within
+/// 256 MB, whatever order the pool takes them in.
+#[tokio::test]
+async fn forty_concurrent_expanding_files_stay_within_256_mb() {
+    let s = server("");
+    s.put("icc.png", &hostile::png_iccp_bomb(256 << 20));
+    s.put("ga16.png", &hostile::png_gray_alpha16(8000, 6250));
+    s.put("anim.webp", &corpus_bytes("anim_480x300_6f.webp"));
+    s.put(
+        "exif.jpg",
+        &hostile::jpeg_with_exif(64, 32, &hostile::exif_pointer_bomb(500, 1)),
+    );
+    let keys = ["icc.png", "ga16.png", "anim.webp", "exif.jpg"];
+    let mut running = Vec::new();
+    for i in 0..40 {
+        // Distinct widths: every request is a miss.
+        let url = s.url(&format!("/{}?w={}", keys[i % 4], 4 + i));
+        let client = s.client.clone();
+        running.push(tokio::spawn(async move {
+            client.get(url).send().await.unwrap().status()
+        }));
+    }
+    for r in running {
+        let status = r.await.unwrap();
+        assert!(
+            status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status}"
+        );
+    }
+    assert!(
+        s.peak_rss() < 256 << 20,
+        "peak RSS {} MiB",
+        s.peak_rss() >> 20
+    );
+}
+
+/// Item 4: 300 identical end-of-band AC scans over an 8192x8192 image
+/// (150 KB) are refused at the scan limit, before the CPU is spent; a real
+/// progressive photo still decodes.
+#[tokio::test]
+async fn progressive_scan_bomb_is_refused_at_the_scan_limit() {
+    let s = server("");
+    let bomb = hostile::progressive_scan_bomb(8192, 8192, 300);
+    assert!(bomb.len() < 200 << 10, "{} bytes", bomb.len());
+    s.put("scans.jpg", &bomb);
+    let before = cpu_seconds(s.pid());
+    let res = s.get("/scans.jpg?w=8").await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().await.unwrap().contains("scans"));
+    // The hundred scans read before the refusal cost a fraction of the 300.
+    let spent = cpu_seconds(s.pid()) - before;
+    assert!(spent < 1.0, "{spent:.2} s of CPU");
+    // Uploads are refused the same way, and nothing is stored.
+    let (status, _) = s.upload(ADMIN, "up/scans.jpg", bomb).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!s.data().join("up/scans.jpg").exists());
+    s.put_corpus("progressive_2560x1600.jpg", "p.jpg");
+    assert_eq!(s.get("/p.jpg?w=100").await.status(), StatusCode::OK);
+}
+
+/// Item 4: a transform past its timeout stops using the CPU (libjpeg's
+/// progress monitor ends it) instead of finishing unobserved.
+#[tokio::test]
+async fn a_transform_past_its_timeout_stops_using_the_cpu() {
+    let s = server("[transform]\ntimeout_secs = 0.3\nworkers = 1\nqueue = 0\n");
+    // 99 scans (under the limit) over 96 MP: several seconds of decoding.
+    s.put("slow.jpg", &hostile::progressive_scan_bomb(12000, 8000, 99));
+    let res = s.get("/slow.jpg?w=8").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Give the job a moment to notice, then the server must be idle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = cpu_seconds(s.pid());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let spent = cpu_seconds(s.pid()) - before;
+    assert!(spent < 0.3, "{spent:.2} s of CPU after the timeout");
+    // The only worker is free again.
+    s.put_corpus("photo_4032x3024_orient1.jpg", "p.jpg");
+    assert_eq!(s.get("/p.jpg?w=100").await.status(), StatusCode::OK);
+}
+
+/// Item 2: an upload's image check runs under the transform pool's
+/// admission, deadline and memory budget. While it runs, the pool's one
+/// place is taken (a viewer's miss is refused); when it times out the
+/// upload answers 503 and the decode stops with it, freeing the place.
+#[tokio::test]
+async fn upload_checks_hold_a_pool_slot_until_the_decode_ends() {
+    let s =
+        server("[transform]\ntimeout_secs = 1.0\nworkers = 1\nqueue = 0\nrefusal_delay_ms = 0\n");
+    s.put_corpus("photo_4032x3024_orient1.jpg", "p.jpg");
+    let slow = hostile::progressive_scan_bomb(12000, 8000, 99);
+    let mut uploads = Vec::new();
+    for i in 0..3 {
+        let (s_client, base) = (s.client.clone(), s.base.clone());
+        let presigned: serde_json::Value = s_client
+            .post(format!("{base}/_/uploads"))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({ "key": format!("slow{i}.jpg") }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = presigned["url"].as_str().unwrap().to_owned();
+        let body = slow.clone();
+        uploads.push(tokio::spawn(async move {
+            s_client.put(url).body(body).send().await.unwrap().status()
+        }));
+    }
+    // While checks run, a transform finds the only place taken.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        s.get("/p.jpg?w=100").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    for u in uploads {
+        // Each waited for the place (up to the timeout) or was checked and
+        // timed out: never a decode running beside another.
+        assert_eq!(u.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    for i in 0..3 {
+        assert!(!s.data().join(format!("slow{i}.jpg")).exists());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = cpu_seconds(s.pid());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let spent = cpu_seconds(s.pid()) - before;
+    assert!(
+        spent < 0.3,
+        "{spent:.2} s of CPU after the uploads were refused"
+    );
+    assert_eq!(s.get("/p.jpg?w=100").await.status(), StatusCode::OK);
+}
