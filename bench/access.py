@@ -21,14 +21,14 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import BIN, PHOTO, ensure_tools, start_server, wrk  # noqa: E402
+from run import ADMIN_KEY, BIN, PHOTO, ensure_tools, start_server, wrk  # noqa: E402
 
 QUERY = "w=150&h=150&fmt=webp"
 
 
 def auth_histogram(addr):
     conn = http.client.HTTPConnection(addr)
-    conn.request("GET", "/_/metrics")
+    conn.request("GET", "/_/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
     text = conn.getresponse().read().decode()
     total = count = 0.0
     for line in text.splitlines():

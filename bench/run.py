@@ -46,6 +46,10 @@ def ensure_tools():
     subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
 
 
+# The admin key the benches give the server (/_/metrics needs it).
+ADMIN_KEY = "bench-admin-key-0123456789"
+
+
 def start_server(data, config=None, binary=None, env=None, stderr=None):
     """Starts the release binary (or `binary`) on a free port; `data` None: the config's own storage."""
     cmd = [binary or BIN, "serve", "--listen", "127.0.0.1:0"]
@@ -57,7 +61,7 @@ def start_server(data, config=None, binary=None, env=None, stderr=None):
         cmd,
         stdout=subprocess.PIPE,
         stderr=stderr or subprocess.DEVNULL,
-        env={**os.environ, "RUST_LOG": "warn", **(env or {})},
+        env={**os.environ, "RUST_LOG": "warn", "MEDIAEDGE_ADMIN_KEY": ADMIN_KEY, **(env or {})},
         text=True,
     )
     line = proc.stdout.readline().strip()

@@ -107,7 +107,7 @@ def main():
     config = os.path.join(tmp, "soak.toml")
     with open(config, "w") as f:
         f.write(f"""[server]
-status_listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
 [cache]
 memory_mb = 8
 disk_path = "{tmp}/cache"
@@ -125,7 +125,11 @@ format = "webp"
     env = {"MEDIAEDGE_ADMIN_KEY": ADMIN, "MEDIAEDGE_SIGNING_SECRET": "soak-signing-secret-0123456789"}
     server_log = open(os.path.join(tmp, "server.log"), "w+")
     proc, addr = start_server(data, config, env=env, stderr=server_log)
-    status_url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+    # Printed after the listening line: the metrics URL, then the status page's.
+    while "status page on" not in (line := proc.stdout.readline()):
+        if not line:
+            sys.exit("server printed no status page URL")
+    status_url = line.strip().rsplit(" ", 1)[-1]
     bearer = {"Authorization": f"Bearer {token}"}
     phone = open(PHONE, "rb").read()
     video_len = os.path.getsize(VIDEO)
@@ -225,7 +229,7 @@ format = "webp"
                 check=True, capture_output=True,
             )
         metrics = http.client.HTTPConnection(addr)
-        metrics.request("GET", "/_/metrics")
+        metrics.request("GET", "/_/metrics", headers={"Authorization": f"Bearer {ADMIN}"})
         metrics_text = metrics.getresponse().read().decode()
     finally:
         stop.set()

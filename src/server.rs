@@ -77,12 +77,13 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     println!("mediaedge listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    let status_listener = match cfg.status_listen {
+    let metrics_listener = match cfg.metrics_listen {
         Some(a) => {
             let l = TcpListener::bind(a).await?;
             let addr = l.local_addr()?;
+            println!("mediaedge metrics on http://{addr}/_/metrics");
             println!("mediaedge status page on http://{addr}/_/status");
-            tracing::info!(%addr, "status page listening");
+            tracing::info!(%addr, "metrics and status page listening");
             Some(l)
         }
         None => None,
@@ -115,9 +116,9 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(());
     let main = acceptor.serve(listener, http::router(state.clone()), stopped.clone());
     let status = async {
-        if let Some(l) = status_listener {
+        if let Some(l) = metrics_listener {
             acceptor
-                .serve(l, http::status_router(state.clone()), stopped)
+                .serve(l, http::operator_router(state.clone()), stopped)
                 .await;
         }
     };

@@ -58,6 +58,19 @@ pub enum FormatParam {
     Png,
 }
 
+impl FormatParam {
+    /// The format named, as `transform.allowed_formats` lists it (`None`: auto).
+    fn explicit_name(self) -> Option<&'static str> {
+        match self {
+            FormatParam::Auto => None,
+            FormatParam::Webp => Some("webp"),
+            FormatParam::Avif => Some("avif"),
+            FormatParam::Jpeg => Some("jpeg"),
+            FormatParam::Png => Some("png"),
+        }
+    }
+}
+
 /// The output format after negotiation; this is what the cache key holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutputFormat {
@@ -161,42 +174,68 @@ impl VariantRequest {
                 .transpose()?,
             dpr: dpr.map(|v| parse_dpr(&v)).transpose()?.unwrap_or(1.0),
         };
-        req.check_allowed_size(cfg)?;
+        req.check_allowed(cfg)?;
         Ok(Some(req))
     }
 
-    fn check_allowed_size(&self, cfg: &TransformConfig) -> Result<(), VariantError> {
-        if cfg.allowed_sizes.is_empty() || (self.w.is_none() && self.h.is_none()) {
-            return Ok(());
+    /// The operator's allow-lists: with them set, the variants of one image
+    /// are a fixed, small set (sizes × fits × formats × qualities), not one
+    /// per `dpr` decimal or `q` value a client cares to send.
+    fn check_allowed(&self, cfg: &TransformConfig) -> Result<(), VariantError> {
+        if !cfg.allowed_sizes.is_empty() && (self.w.is_some() || self.h.is_some()) {
+            // The box that will be made, after dpr: `dpr` only passes where
+            // it lands on a listed size.
+            let (w, h) = scale_box(self.w, self.h, self.dpr, cfg.max_dimension);
+            if !cfg
+                .allowed_sizes
+                .iter()
+                .any(|s| s.width == w && s.height == h)
+            {
+                let dim = |d: Option<u32>| d.map(|v| v.to_string()).unwrap_or_default();
+                let param = match (self.w, self.h) {
+                    _ if self.dpr != 1.0 => "dpr",
+                    (Some(_), None) => "w",
+                    (None, Some(_)) => "h",
+                    _ => "w, h",
+                };
+                let after = if self.dpr != 1.0 { " (after dpr)" } else { "" };
+                return Err(VariantError::new(
+                    param,
+                    format!(
+                        "size {}x{}{after} is not in transform.allowed_sizes",
+                        dim(w),
+                        dim(h)
+                    ),
+                ));
+            }
         }
-        if cfg
-            .allowed_sizes
-            .iter()
-            .any(|s| s.width == self.w && s.height == self.h)
+        if let Some(name) = self.fmt.explicit_name()
+            && !cfg.allowed_formats.is_empty()
+            && !cfg.allowed_formats.contains(&name)
         {
-            return Ok(());
+            return Err(VariantError::new(
+                "fmt",
+                format!("{name} is not in transform.allowed_formats"),
+            ));
         }
-        let dim = |d: Option<u32>| d.map(|v| v.to_string()).unwrap_or_default();
-        let param = match (self.w, self.h) {
-            (Some(_), None) => "w",
-            (None, Some(_)) => "h",
-            _ => "w, h",
-        };
-        Err(VariantError::new(
-            param,
-            format!(
-                "size {}x{} is not in transform.allowed_sizes",
-                dim(self.w),
-                dim(self.h)
-            ),
-        ))
+        if let Some(q) = self.q
+            && !cfg.allowed_qualities.is_empty()
+            && !cfg.allowed_qualities.contains(&q)
+        {
+            return Err(VariantError::new(
+                "q",
+                format!("{q} is not in transform.allowed_qualities"),
+            ));
+        }
+        Ok(())
     }
 
     /// Applies `dpr`, the defaults and content negotiation.
     pub fn resolve(&self, accept: Option<&str>, cfg: &TransformConfig) -> Variant {
         let (width, height) = scale_box(self.w, self.h, self.dpr, cfg.max_dimension);
+        let webp_allowed = cfg.allowed_formats.is_empty() || cfg.allowed_formats.contains(&"webp");
         let (format, negotiated) = match self.fmt {
-            FormatParam::Auto if accepts_webp(accept) => (OutputFormat::Webp, true),
+            FormatParam::Auto if webp_allowed && accepts_webp(accept) => (OutputFormat::Webp, true),
             FormatParam::Auto => (OutputFormat::JpegOrPng, true),
             FormatParam::Webp => (OutputFormat::Webp, false),
             FormatParam::Avif => (OutputFormat::Avif, false),
@@ -460,12 +499,52 @@ mod tests {
         ];
         let p = |q: &str| VariantRequest::parse(Some(q), &c);
         assert!(p("w=150&h=150").is_ok());
-        assert!(p("w=150&h=150&dpr=2").is_ok());
         assert!(p("w=500").is_ok());
         assert!(p("fmt=webp").is_ok());
         assert_eq!(p("w=151&h=150").unwrap_err().param, "w, h");
         assert_eq!(p("h=150").unwrap_err().param, "h");
         assert_eq!(p("w=150").unwrap_err().param, "w");
+        // The size after dpr must be listed: 300x300 is not, so no dpr passes
+        // but 1; with 300x300 listed, only dpr=2 (or 2.0) lands on it.
+        let e = p("w=150&h=150&dpr=2").unwrap_err();
+        assert_eq!(e.param, "dpr");
+        assert!(e.reason.contains("300x300 (after dpr)"), "{e}");
+        assert_eq!(p("w=150&h=150&dpr=1.01").unwrap_err().param, "dpr");
+        assert!(p("w=150&h=150&dpr=1").is_ok());
+        // 1.001 × 150 rounds to 150: the same box, the same cache entry.
+        assert!(p("w=150&h=150&dpr=1.001").is_ok());
+        c.allowed_sizes.push(SizeSpec {
+            width: Some(300),
+            height: Some(300),
+        });
+        let p = |q: &str| VariantRequest::parse(Some(q), &c);
+        assert!(p("w=150&h=150&dpr=2").is_ok());
+        assert!(p("w=150&h=150&dpr=2.0").is_ok());
+        assert_eq!(p("w=150&h=150&dpr=2.5").unwrap_err().param, "dpr");
+        assert_eq!(p("w=150&h=150&dpr=1.99").unwrap_err().param, "dpr");
+    }
+
+    #[test]
+    fn allowed_formats_and_qualities() {
+        let mut c = cfg();
+        c.allowed_formats = vec!["jpeg", "png"];
+        c.allowed_qualities = vec![60, 80];
+        let p = |q: &str| VariantRequest::parse(Some(q), &c);
+        assert!(p("w=10&fmt=jpg").is_ok());
+        assert!(p("w=10&fmt=png").is_ok());
+        assert_eq!(p("w=10&fmt=avif").unwrap_err().param, "fmt");
+        assert_eq!(p("w=10&fmt=webp").unwrap_err().param, "fmt");
+        assert!(p("w=10&q=60").is_ok());
+        assert_eq!(p("w=10&q=61").unwrap_err().param, "q");
+        // auto never negotiates a format that is not allowed.
+        let v = p("w=10").unwrap().unwrap().resolve(Some("image/webp"), &c);
+        assert_eq!(v.format, OutputFormat::JpegOrPng);
+        c.allowed_formats.push("webp");
+        let v = VariantRequest::parse(Some("w=10"), &c)
+            .unwrap()
+            .unwrap()
+            .resolve(Some("image/webp"), &c);
+        assert_eq!(v.format, OutputFormat::Webp);
     }
 
     proptest::proptest! {

@@ -537,7 +537,7 @@ async fn issuer_audience_and_leeway() {
             .await;
         assert_eq!(res.status(), expected, "{what}");
     }
-    let text = s.get("/_/metrics").await.text().await.unwrap();
+    let text = s.metrics_text().await;
     let count = |reason| {
         common::parse_metric(
             &text,

@@ -22,7 +22,9 @@ async fn metrics_in_prometheus_text() {
     s.get("/p.jpg?w=64").await;
     s.get("/p.jpg?w=64").await;
     s.get("/missing").await;
-    let res = s.get("/_/metrics").await;
+    let res = s
+        .get_with("/_/metrics", &[("authorization", "Bearer harness-admin-key-0123456789")])
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(
         res.headers()["content-type"]
@@ -62,6 +64,35 @@ async fn metrics_in_prometheus_text() {
         common::parse_metric(&text, "mediaedge_transform_duration_seconds_count", &[]),
         1.0
     );
+}
+
+/// SPEC "Operations": `/_/metrics` needs the admin key on the public
+/// listener (its auth-failure reasons would otherwise tell an attacker why
+/// a forged token failed), and is open only on `server.metrics_listen`,
+/// where Prometheus scrapes it.
+#[tokio::test]
+async fn metrics_need_the_admin_key_unless_on_the_metrics_listener() {
+    let s = Server::builder()
+        .config("[server]\nmetrics_listen = \"127.0.0.1:0\"\n")
+        .start();
+    let res = s.get("/_/metrics").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    assert!(!res.text().await.unwrap().contains("mediaedge_"));
+    let res = s
+        .get_with("/_/metrics", &[("authorization", "Bearer not-the-admin-key-0123")])
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(!res.text().await.unwrap().contains("mediaedge_"));
+    assert!(s.metrics_text().await.contains("mediaedge_http_requests_total"));
+    let open = s.stdout_after("mediaedge metrics on ");
+    let res = s.client.get(&open).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("mediaedge_http_requests_total"));
+    // Without an admin key configured, the public listener never shows them.
+    let bare = Server::builder().without_admin_key().start();
+    let res = bare.get("/_/metrics").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -121,7 +121,7 @@ async fn status_page_in_chromium_shows_the_metrics() {
     let dom = chromium(&status_url, "--dump-dom");
     assert!(dom.contains("<h1>mediaedge</h1>"), "not rendered: {dom}");
     let page = figures(&dom);
-    let text = s.get("/_/metrics").await.text().await.unwrap();
+    let text = s.metrics_text().await;
     let metric = |name: &str, labels: &[(&str, &str)]| parse_metric(&text, name, labels);
     let shown = |name: &str| {
         *page
@@ -208,7 +208,7 @@ async fn status_page_in_chromium_shows_the_metrics() {
 #[tokio::test]
 async fn status_listener_serves_no_media_and_needs_no_key() {
     let s = Server::builder()
-        .config("[server]\nstatus_listen = \"127.0.0.1:0\"\n")
+        .config("[server]\nmetrics_listen = \"127.0.0.1:0\"\n")
         .start();
     let url = s.stdout_after("mediaedge status page on ");
     let base = url.trim_end_matches("/_/status");
@@ -237,7 +237,7 @@ async fn savings_sizes_are_bounded() {
         assert_eq!(res.status(), StatusCode::OK);
         res.bytes().await.unwrap();
     }
-    let text = s.get("/_/metrics").await.text().await.unwrap();
+    let text = s.metrics_text().await;
     let sizes = text
         .lines()
         .filter(|l| l.starts_with("mediaedge_derivatives_sent_total{"))

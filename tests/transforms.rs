@@ -322,7 +322,7 @@ async fn bad_values_answer_400_naming_the_parameter() {
 #[tokio::test]
 async fn allowed_sizes_are_enforced() {
     let s = Server::builder()
-        .config("[transform]\nallowed_sizes = [\"150x150\", \"500x700\"]\n")
+        .config("[transform]\nallowed_sizes = [\"150x150\", \"300x300\", \"500x700\"]\n")
         .start();
     s.put_corpus(PHOTO, "photo.jpg");
     assert_eq!(
@@ -333,11 +333,19 @@ async fn allowed_sizes_are_enforced() {
         s.get("/photo.jpg?w=500&h=700&fit=inside").await.status(),
         StatusCode::OK
     );
+    // dpr=2 lands on the listed 300x300.
     assert_eq!(
         s.get("/photo.jpg?w=150&h=150&dpr=2").await.status(),
         StatusCode::OK
     );
-    for q in ["w=151&h=150", "w=150", "h=700", "w=700&h=500"] {
+    for q in [
+        "w=151&h=150",
+        "w=150",
+        "h=700",
+        "w=700&h=500",
+        "w=150&h=150&dpr=3",
+        "w=150&h=150&dpr=1.5",
+    ] {
         let res = s.get(&format!("/photo.jpg?{q}")).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{q}");
         let body = res.text().await.unwrap();
@@ -348,6 +356,57 @@ async fn allowed_sizes_are_enforced() {
     }
     // The original is still served.
     assert_eq!(s.get("/photo.jpg").await.status(), StatusCode::OK);
+}
+
+/// With the allow-lists set, a client cannot make more variants of an image
+/// than sizes × fits × formats × qualities: every `dpr` that does not land
+/// on a listed size, every other `q` and every other `fmt` is a 400, and
+/// the ones that pass share cache entries (issue 14, item 6: with only
+/// `150x150` listed, `dpr` and `q` once gave some 540,000 variants).
+#[tokio::test]
+async fn allow_lists_close_the_variant_space() {
+    let s = Server::builder()
+        .config(
+            "[transform]\nallowed_sizes = [\"150x150\"]\nallowed_formats = [\"webp\", \"jpeg\"]\nallowed_qualities = [80]\n",
+        )
+        .start();
+    s.put_corpus(PHOTO, "photo.jpg");
+    let mut ok = 0;
+    for dpr in ["1", "1.001", "1.002", "1.5", "2", "2.5", "3.99", "4"] {
+        for q in ["", "&q=80", "&q=79", "&q=100"] {
+            for fmt in ["", "&fmt=webp", "&fmt=jpeg", "&fmt=avif", "&fmt=png"] {
+                let res = s
+                    .get(&format!("/photo.jpg?w=150&h=150&dpr={dpr}{q}{fmt}"))
+                    .await;
+                match res.status() {
+                    StatusCode::OK => ok += 1,
+                    StatusCode::BAD_REQUEST => {
+                        let body = res.text().await.unwrap();
+                        assert!(body.starts_with("invalid parameter"), "{body}");
+                    }
+                    other => panic!("{other} for dpr={dpr}{q}{fmt}"),
+                }
+            }
+        }
+    }
+    // 3 dprs land on 150x150; 2 q spellings; auto, webp, jpeg.
+    assert_eq!(ok, 3 * 2 * 3);
+    // ... and they are three cache entries: auto (JPEG, or PNG for alpha),
+    // fmt=jpeg and fmt=webp.
+    assert_eq!(
+        s.metric("mediaedge_transforms_total", &[("outcome", "ok")]).await,
+        3.0
+    );
+    let res = s.get("/photo.jpg?w=150&h=150&fmt=avif").await;
+    assert_eq!(
+        res.text().await.unwrap(),
+        "invalid parameter fmt: avif is not in transform.allowed_formats"
+    );
+    let res = s.get("/photo.jpg?w=150&h=150&q=79").await;
+    assert_eq!(
+        res.text().await.unwrap(),
+        "invalid parameter q: 79 is not in transform.allowed_qualities"
+    );
 }
 
 #[tokio::test]

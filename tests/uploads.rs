@@ -324,6 +324,7 @@ async fn presign_needs_the_admin_key() {
     // Without MEDIAEDGE_ADMIN_KEY there is no admin API at all.
     let bare = Server::builder()
         .env("MEDIAEDGE_SIGNING_SECRET", SECRET)
+        .without_admin_key()
         .start();
     let res = bare
         .client

@@ -56,9 +56,11 @@ pub struct RawServer {
     pub max_header_bytes: u64,
     pub max_url_bytes: u64,
     pub max_connections: u64,
-    /// A second listener serving only the status page, metrics and health
-    /// without the admin key (for a private interface); unset = none.
-    pub status_listen: Option<String>,
+    /// A second listener serving only metrics, the status page and health
+    /// without the admin key (for a private interface, where Prometheus
+    /// scrapes); unset = none. `status_listen` is its earlier name.
+    #[serde(alias = "status_listen")]
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for RawServer {
@@ -71,7 +73,7 @@ impl Default for RawServer {
             max_header_bytes: 16 << 10,
             max_url_bytes: 8 << 10,
             max_connections: 1000,
-            status_listen: None,
+            metrics_listen: None,
         }
     }
 }
@@ -136,6 +138,8 @@ pub struct RawTransform {
     pub max_dimension: u32,
     pub default_quality: u8,
     pub allowed_sizes: Vec<String>,
+    pub allowed_formats: Vec<String>,
+    pub allowed_qualities: Vec<u64>,
     pub workers: usize,
     pub queue: usize,
     pub timeout_secs: f64,
@@ -151,6 +155,8 @@ impl Default for RawTransform {
             max_dimension: 4096,
             default_quality: 80,
             allowed_sizes: Vec::new(),
+            allowed_formats: Vec::new(),
+            allowed_qualities: Vec::new(),
             workers: 0,
             queue: 32,
             timeout_secs: 30.0,
@@ -191,8 +197,8 @@ pub struct ServerConfig {
     pub max_url_bytes: usize,
     /// Open connections; one more is answered 503 and closed.
     pub max_connections: usize,
-    /// Where `/_/status` is served without the admin key, if anywhere.
-    pub status_listen: Option<SocketAddr>,
+    /// Where `/_/metrics` and `/_/status` are served without the admin key, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -250,7 +256,12 @@ pub struct TransformConfig {
     pub max_source_bytes: u64,
     pub max_dimension: u32,
     pub default_quality: u8,
+    /// Boxes a request may ask for, after `dpr` (empty: any).
     pub allowed_sizes: Vec<SizeSpec>,
+    /// Output formats `fmt` may name, as `webp`, `avif`, `jpeg`, `png` (empty: any).
+    pub allowed_formats: Vec<&'static str>,
+    /// Values `q` may take (empty: 1..=100).
+    pub allowed_qualities: Vec<u8>,
     pub workers: usize,
     pub queue: usize,
     pub timeout: Duration,
@@ -367,14 +378,14 @@ fn validate_server(raw: &RawServer) -> Result<ServerConfig, ConfigError> {
         })
     };
     let listen = address("server.listen", &raw.listen)?;
-    let status_listen = raw
-        .status_listen
+    let metrics_listen = raw
+        .metrics_listen
         .as_deref()
-        .map(|a| address("server.status_listen", a))
+        .map(|a| address("server.metrics_listen", a))
         .transpose()?;
     Ok(ServerConfig {
         listen,
-        status_listen,
+        metrics_listen,
         shutdown_grace: secs_in_range(
             "server.shutdown_grace_secs",
             raw.shutdown_grace_secs,
@@ -499,6 +510,37 @@ fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, ConfigError
                 .map_err(|m| ConfigError::key("transform.allowed_sizes", format!("'{s}': {m}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let allowed_formats = raw
+        .allowed_formats
+        .iter()
+        .map(|f| match f.to_ascii_lowercase().as_str() {
+            "webp" => Ok("webp"),
+            "avif" => Ok("avif"),
+            "jpeg" | "jpg" => Ok("jpeg"),
+            "png" => Ok("png"),
+            _ => Err(ConfigError::key(
+                "transform.allowed_formats",
+                format!("'{f}' is not one of webp, avif, jpeg, png"),
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let allowed_qualities = raw
+        .allowed_qualities
+        .iter()
+        .map(|&q| in_range("transform.allowed_qualities", q, 1, 100).map(|q| q as u8))
+        .collect::<Result<Vec<_>, _>>()?;
+    let default_quality = in_range(
+        "transform.default_quality",
+        raw.default_quality as u64,
+        1,
+        100,
+    )? as u8;
+    if !allowed_qualities.is_empty() && !allowed_qualities.contains(&default_quality) {
+        return Err(ConfigError::key(
+            "transform.allowed_qualities",
+            format!("must include transform.default_quality ({default_quality})"),
+        ));
+    }
     let workers = if raw.workers == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -529,13 +571,10 @@ fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, ConfigError
             1 << 34,
         )?,
         max_dimension,
-        default_quality: in_range(
-            "transform.default_quality",
-            raw.default_quality as u64,
-            1,
-            100,
-        )? as u8,
+        default_quality,
         allowed_sizes,
+        allowed_formats,
+        allowed_qualities,
         workers,
         queue: in_range("transform.queue", raw.queue as u64, 0, 1 << 20)? as usize,
         timeout: Duration::from_secs_f64(raw.timeout_secs),
@@ -744,6 +783,18 @@ mod tests {
                 "transform.refusal_delay_ms",
             ),
             ("[transform]\nmemory_mb = 1\n", "transform.memory_mb"),
+            (
+                "[transform]\nallowed_formats = [\"gif\"]\n",
+                "transform.allowed_formats",
+            ),
+            (
+                "[transform]\nallowed_qualities = [0]\n",
+                "transform.allowed_qualities",
+            ),
+            (
+                "[transform]\nallowed_qualities = [60, 90]\n",
+                "transform.allowed_qualities",
+            ),
             ("[cache]\ndisk_path = \"\"\n", "cache.disk_path"),
         ] {
             let e = validate(text).unwrap_err().to_string();

@@ -64,9 +64,9 @@ pub struct RequestInfo {
     pub denied: Option<&'static str>,
 }
 
-/// The routes of `server.status_listen`: the status page, metrics and
+/// The routes of `server.metrics_listen`: metrics, the status page and
 /// health without the admin key; nothing else.
-pub fn status_router(state: AppState) -> Router {
+pub fn operator_router(state: AppState) -> Router {
     Router::new()
         .route("/_/health", get(ops::health))
         .route("/_/metrics", get(ops::metrics))
@@ -79,10 +79,14 @@ pub fn status_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The public listener's routes. The operator's pages (`/_/metrics`,
+/// `/_/status`) need the admin key here: their numbers (auth failures by
+/// reason, errors by kind) would tell an attacker what a forged request ran
+/// into.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/_/health", get(ops::health))
-        .route("/_/metrics", get(ops::metrics))
+        .route("/_/metrics", get(ops::metrics_guarded))
         .route("/_/status", get(status::guarded))
         .route("/_/uploads", post(upload::presign))
         .route("/_/uploads/{*key}", put(upload::receive))
@@ -104,6 +108,17 @@ fn tagged(route: &'static str, mut res: Response) -> Response {
         ..Default::default()
     });
     res
+}
+
+/// The refusal for a request without the admin key, if it has none.
+fn refuse_non_admin(
+    app: &AppState,
+    headers: &axum::http::HeaderMap,
+    route: &'static str,
+) -> Option<Response> {
+    crate::auth::check_admin(headers, app.config.secrets.admin_key.as_deref())
+        .err()
+        .map(|e| tagged(route, Error::from(e).into_response()))
 }
 
 /// A JSON answer.

@@ -1,6 +1,8 @@
-//! Operations endpoints: `GET /_/health` and `GET /_/metrics`.
+//! Operations endpoints: `GET /_/health` and `GET /_/metrics` (admin key
+//! on the public listener, open on `server.metrics_listen`).
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
@@ -13,6 +15,15 @@ pub async fn health() -> Response {
     )
 }
 
+/// On the public listener: the admin key, as for the admin API.
+pub async fn metrics_guarded(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = super::refuse_non_admin(&app, &headers, "metrics") {
+        return refused;
+    }
+    metrics(State(app)).await
+}
+
+/// On the metrics listener, which the operator keeps private.
 pub async fn metrics(State(app): State<AppState>) -> Response {
     let body = metrics_text(&app).await;
     tagged(

@@ -1,5 +1,5 @@
 //! `GET /_/status`: the operator's page (admin key on the public listener,
-//! open on `server.status_listen`).
+//! open on `server.metrics_listen`).
 
 use std::time::SystemTime;
 
@@ -9,19 +9,17 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, tagged};
-use crate::auth;
-use crate::error::Error;
 use crate::status::{Snapshot, page};
 
 /// On the public listener: the admin key, as for the admin API.
 pub async fn guarded(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = auth::check_admin(&headers, app.config.secrets.admin_key.as_deref()) {
-        return tagged("status", Error::from(e).into_response());
+    if let Some(refused) = super::refuse_non_admin(&app, &headers, "status") {
+        return refused;
     }
     open(State(app)).await
 }
 
-/// On the status listener, which the operator keeps private.
+/// On the metrics listener, which the operator keeps private.
 pub async fn open(State(app): State<AppState>) -> Response {
     let text = super::ops::metrics_text(&app).await;
     let html = page::render(

@@ -23,8 +23,14 @@ pub fn corpus_bytes(name: &str) -> Vec<u8> {
     std::fs::read(corpus(name)).unwrap_or_else(|e| panic!("corpus file {name}: {e}"))
 }
 
+/// The admin key a test server gets when its test sets none, so the
+/// harness can read `/_/metrics` (which needs it on the public listener).
+pub const HARNESS_ADMIN_KEY: &str = "harness-admin-key-0123456789";
+
 pub struct Server {
     child: Child,
+    /// The server's MEDIAEDGE_ADMIN_KEY, if it has one.
+    pub admin_key: Option<String>,
     pub base: String,
     pub dir: tempfile::TempDir,
     stderr: Arc<Mutex<Vec<String>>>,
@@ -42,6 +48,8 @@ pub struct Builder {
     storage: Option<String>,
     /// RLIMIT_FSIZE for the server: writes past it fail as on a full disk.
     file_size_limit: Option<u64>,
+    /// Start without any admin key (else [`HARNESS_ADMIN_KEY`] unless the test sets one).
+    no_admin_key: bool,
 }
 
 impl Builder {
@@ -83,13 +91,28 @@ impl Builder {
         self
     }
 
+    /// No `MEDIAEDGE_ADMIN_KEY` at all: the server has no admin API.
+    pub fn without_admin_key(mut self) -> Self {
+        self.no_admin_key = true;
+        self
+    }
+
     /// Reuse a directory (data, cache, config) from a previous server.
     pub fn dir(mut self, dir: tempfile::TempDir) -> Self {
         self.dir = Some(dir);
         self
     }
 
-    pub fn start(self) -> Server {
+    pub fn start(mut self) -> Server {
+        let admin_key = match self.env.iter().find(|(k, _)| k == "MEDIAEDGE_ADMIN_KEY") {
+            Some((_, v)) => Some(v.clone()),
+            None if self.no_admin_key => None,
+            None => {
+                self.env
+                    .push(("MEDIAEDGE_ADMIN_KEY".into(), HARNESS_ADMIN_KEY.into()));
+                Some(HARNESS_ADMIN_KEY.into())
+            }
+        };
         let dir = self.dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let config = dir.path().join("mediaedge.toml");
@@ -140,6 +163,7 @@ impl Builder {
         let base = wait_for_listen_line(child.stdout.take().unwrap(), &stderr, stdout.clone());
         Server {
             child,
+            admin_key,
             base,
             dir,
             stderr,
@@ -194,6 +218,7 @@ impl Server {
             dir: None,
             storage: None,
             file_size_limit: None,
+            no_admin_key: false,
         }
     }
 
@@ -265,10 +290,20 @@ impl Server {
         req.send().await.unwrap()
     }
 
+    /// `/_/metrics` as Prometheus reads it (with the admin key).
+    pub async fn metrics_text(&self) -> String {
+        let mut req = self.client.get(self.url("/_/metrics"));
+        if let Some(key) = &self.admin_key {
+            req = req.bearer_auth(key);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200, "/_/metrics");
+        res.text().await.unwrap()
+    }
+
     /// Sum of every sample of `name` whose labels include all of `labels`.
     pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let text = self.get("/_/metrics").await.text().await.unwrap();
-        parse_metric(&text, name, labels)
+        parse_metric(&self.metrics_text().await, name, labels)
     }
 
     pub fn pid(&self) -> u32 {
