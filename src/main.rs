@@ -144,7 +144,7 @@ enum Command {
         #[arg(long, env = "MEDIAEDGE_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Print a signed URL for a `signed` route (secret: MEDIAEDGE_SIGNING_SECRET).
+    /// Print a signed URL (scheme v2) for a `signed` route (secret: MEDIAEDGE_SIGNING_SECRET).
     Sign {
         /// The path, e.g. /signed/cat.jpg (transform parameters may follow as ?w=150&h=150).
         path: String,

@@ -27,6 +27,7 @@ pub const TRANSFORMS_IN_FLIGHT: &str = "mediaedge_transforms_in_flight";
 pub const STORE_REQUESTS: &str = "mediaedge_store_requests_total";
 pub const AUTH_FAILURES: &str = "mediaedge_auth_failures_total";
 pub const AUTH_DURATION: &str = "mediaedge_auth_duration_seconds";
+pub const SIGNED_URLS_V1: &str = "mediaedge_signed_urls_v1_total";
 pub const JWKS_REFRESHES: &str = "mediaedge_jwks_refreshes_total";
 pub const UPLOADS: &str = "mediaedge_uploads_total";
 pub const UPLOAD_BYTES: &str = "mediaedge_upload_bytes_total";
@@ -90,6 +91,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_counter!(
         AUTH_FAILURES,
         "Refused access checks by route access kind and reason"
+    );
+    describe_counter!(
+        SIGNED_URLS_V1,
+        "Signed URLs accepted under the deprecated v1 scheme (until signed_urls.accept_v1_until)"
     );
     describe_histogram!(
         AUTH_DURATION,
@@ -263,6 +268,11 @@ pub fn auth_checked(access: &'static str, elapsed: Duration, failure: Option<&'s
     if let Some(reason) = failure {
         counter!(AUTH_FAILURES, "access" => access, "reason" => reason).increment(1);
     }
+}
+
+/// A signed URL passed under v1: what tells the operator when the v1 window can close.
+pub fn signed_url_v1_accepted() {
+    counter!(SIGNED_URLS_V1).increment(1);
 }
 
 pub fn jwks_refresh(result: &'static str) {

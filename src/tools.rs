@@ -1,6 +1,7 @@
 //! The CLI helpers that replace manual steps: `keygen` (a key pair, as
 //! openssl would write it), `token` (a test JWT signed with the private
-//! key) and `sign` (a signed URL). Pure functions; `main.rs` does the I/O.
+//! key) and `sign` (a signed URL, scheme v2). Pure functions; `main.rs`
+//! does the I/O.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -128,8 +129,8 @@ fn encoding_key(pem: &[u8], alg: Algorithm) -> Result<EncodingKey, String> {
     Ok(key)
 }
 
-/// A signed URL for `path` (`/signed/cat.jpg`, or with transform parameters
-/// in a query) valid for `ttl`, on `base_url`.
+/// A v2 signed URL for `path` (`/signed/cat.jpg`, or with transform
+/// parameters in a query) valid for `ttl`, on `base_url`.
 pub fn sign_url(
     secret: &str,
     base_url: &str,
@@ -243,7 +244,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            u.starts_with("http://h:1/s/a%20b.jpg?w=150&h=100&exp="),
+            u.starts_with("http://h:1/s/a%20b.jpg?w=150&h=100&v=2&exp="),
             "{u}"
         );
         assert!(
@@ -257,5 +258,22 @@ mod tests {
             .is_err()
         );
         assert!(sign_url(secret, "http://h", "/s/../a.jpg", &[], Duration::ZERO).is_err());
+        // What it prints verifies as v2, also for a key v1 could not sign.
+        let u = sign_url(
+            secret,
+            "http://h",
+            "/s/tom%20&%20jerry=1%3F.jpg",
+            &[("w", Some("150".into()))],
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let (path, query) = u["http://h".len()..].split_once('?').unwrap();
+        assert_eq!(path, "/s/tom%20%26%20jerry%3D1%3F.jpg");
+        let key = crate::key::ObjectKey::from_request_path(path).unwrap();
+        let v1_closed = crate::auth::signed::V1Window::refused_from(0);
+        assert_eq!(
+            UrlSigner::new(secret).verify(key.as_str(), Some(query), unix_now(), v1_closed),
+            Ok(crate::auth::signed::Scheme::V2)
+        );
     }
 }

@@ -1,10 +1,11 @@
 //! Token parsing on the access check, as a request reaches it: a JWT from
 //! `Authorization` or the cookie (on `/private/` and claim-scoped
-//! `/users/{sub}/` routes), a signed URL's `exp`/`sig` (on `/signed/`), and a
-//! presigned upload's terms. Nothing panics; nothing without a valid
-//! signature is let through (the fuzzer cannot forge RS256 or HMAC-SHA256,
-//! so any `Ok` on a protected route is a finding, except the seed tokens'
-//! own verified ones, which reach the claim checks).
+//! `/users/{sub}/` routes), a signed URL's `v`/`exp`/`sig` (v2, and v1 in
+//! its default window, on `/signed/`), and a presigned upload's terms.
+//! Nothing panics; nothing without a valid signature is let through (the
+//! fuzzer cannot forge RS256 or HMAC-SHA256, so any `Ok` on a protected
+//! route is a finding, except the seed tokens' own verified ones, which
+//! reach the claim checks).
 #![no_main]
 
 #[path = "request.rs"]

@@ -7,7 +7,8 @@
 //! * `jwt`: a token from `Authorization: Bearer` or the configured cookie
 //!   (`jwt.rs`, keys in `keys.rs`); `{claim}` segments of the prefix must
 //!   equal the token's claims.
-//! * `signed`: `?exp=&sig=` (`signed.rs`).
+//! * `signed`: `?v=2&exp=&sig=`, or v1 without `v` until
+//!   `signed_urls.accept_v1_until` (`signed.rs`).
 
 pub mod jwt;
 pub mod keys;
@@ -23,7 +24,7 @@ use crate::config::{AccessKind, Config, DEFAULT_PUBLIC_CACHE_CONTROL};
 use crate::key::ObjectKey;
 use jwt::{JwtVerifier, TokenFault};
 use prefix::RoutePrefix;
-use signed::{SignatureFault, UrlSigner};
+use signed::{Scheme, SignatureFault, UrlSigner, V1Window};
 
 /// Why access is refused. The messages are the exact SPEC bodies.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +85,8 @@ pub struct Access {
     cookie: Option<String>,
     jwt: Option<JwtVerifier>,
     signer: Option<UrlSigner>,
+    /// Until when unversioned (v1) signed URLs pass.
+    v1_window: V1Window,
 }
 
 impl Access {
@@ -115,6 +118,14 @@ impl Access {
             }
             _ => None,
         };
+        let v1_window = config.signed_urls.v1_window;
+        if routes.iter().any(|r| r.access == AccessKind::Signed) && v1_window.accepts(unix_now()) {
+            tracing::warn!(
+                until = %config.signed_urls.accept_v1_until,
+                "signed URLs without v=2 (deprecated v1) are accepted until this day (UTC), \
+                 then refused; sign v2 URLs (signed_urls.accept_v1_until)"
+            );
+        }
         Ok(Self {
             routes,
             default: Route {
@@ -125,6 +136,7 @@ impl Access {
             cookie: config.jwt.as_ref().and_then(|j| j.cookie.clone()),
             jwt,
             signer: config.secrets.signing_secret.as_deref().map(UrlSigner::new),
+            v1_window,
         })
     }
 
@@ -154,9 +166,14 @@ impl Access {
             AccessKind::Public => return Ok(()),
             AccessKind::Jwt => self.check_jwt(route, key, headers).await,
             AccessKind::Signed => match &self.signer {
-                Some(s) => s
-                    .verify(key.as_str(), query, unix_now())
-                    .map_err(AuthError::Signature),
+                Some(s) => match s.verify(key.as_str(), query, unix_now(), self.v1_window) {
+                    Ok(Scheme::V1) => {
+                        crate::metrics::signed_url_v1_accepted();
+                        Ok(())
+                    }
+                    Ok(Scheme::V2) => Ok(()),
+                    Err(f) => Err(AuthError::Signature(f)),
+                },
                 // validate() refuses signed routes without a secret; refuse anyway.
                 None => Err(AuthError::Signature(SignatureFault::Invalid)),
             },

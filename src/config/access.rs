@@ -1,14 +1,17 @@
-//! `[jwt]` and `[[route]]`: who may read what. Raw as written → checked,
-//! like the rest of the config; errors name the key (`route[1].access: ...`).
+//! `[jwt]`, `[[route]]` and `[signed_urls]`: who may read what. Raw as
+//! written → checked, like the rest of the config; errors name the key
+//! (`route[1].access: ...`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::Deserialize;
 
 use super::{ConfigError, Secrets, in_range, secs_in_range};
 use crate::auth::prefix::RoutePrefix;
+use crate::auth::signed::V1Window;
 
 /// `Cache-Control` on routes without their own: browsers and CDNs keep public
 /// media an hour and revalidate with the ETag after that.
@@ -77,6 +80,34 @@ pub enum KeySource {
     JwksFile(PathBuf),
     /// A JWKS URL (an identity provider's `jwks_uri`).
     JwksUrl(String),
+}
+
+/// The last day (UTC) unversioned (v1) signed URLs pass by default: seven
+/// months after v2 shipped, time for every backend to sign v2 and for the
+/// longest-lived links they handed out to expire.
+pub const DEFAULT_ACCEPT_V1_UNTIL: &str = "2027-06-30";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSignedUrls {
+    /// `YYYY-MM-DD`; v1 URLs pass through that day (UTC), then answer 403.
+    pub accept_v1_until: String,
+}
+
+impl Default for RawSignedUrls {
+    fn default() -> Self {
+        Self {
+            accept_v1_until: DEFAULT_ACCEPT_V1_UNTIL.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SignedUrlsConfig {
+    /// The last day (UTC) v1 signed URLs pass, as configured.
+    pub accept_v1_until: NaiveDate,
+    /// The same as the first second they do not: midnight UTC after it.
+    pub v1_window: V1Window,
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +191,30 @@ pub fn validate_jwt(raw: Option<RawJwt>) -> Result<Option<JwtConfig>, ConfigErro
         leeway_secs: in_range("jwt.leeway_secs", raw.leeway_secs, 0, 3600)?,
         jwks_refresh: secs_in_range("jwt.jwks_refresh_secs", raw.jwks_refresh_secs, 1, 7 * 86400)?,
     }))
+}
+
+pub fn validate_signed_urls(raw: &RawSignedUrls) -> Result<SignedUrlsConfig, ConfigError> {
+    let text = raw.accept_v1_until.as_str();
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|_| text.len() == 10)
+        .ok_or_else(|| {
+            ConfigError::key(
+                "signed_urls.accept_v1_until",
+                format!("'{text}' is not a date like \"2027-06-30\""),
+            )
+        })?;
+    // Midnight UTC after that day; before 1970 is "already refused".
+    let refused_from = match date.succ_opt() {
+        Some(next) => {
+            u64::try_from(next.and_time(chrono::NaiveTime::MIN).and_utc().timestamp()).unwrap_or(0)
+        }
+        None => u64::MAX,
+    };
+    Ok(SignedUrlsConfig {
+        accept_v1_until: date,
+        v1_window: V1Window::refused_from(refused_from),
+    })
 }
 
 /// An asymmetric JWS algorithm name. HMAC is refused: a public key used as
@@ -375,6 +430,33 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.starts_with(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn v1_window_is_the_configured_day_inclusive() {
+        let c = validate_signed_urls(&RawSignedUrls::default()).unwrap();
+        assert_eq!(c.accept_v1_until.to_string(), "2027-06-30");
+        // 2027-07-01T00:00:00Z
+        assert!(c.v1_window.accepts(1_814_399_999));
+        assert!(!c.v1_window.accepts(1_814_400_000));
+        let past = RawSignedUrls {
+            accept_v1_until: "1969-12-30".into(),
+        };
+        assert!(!validate_signed_urls(&past).unwrap().v1_window.accepts(0));
+        for bad in [
+            "2027-6-30",
+            "2027-02-30",
+            "30.06.2027",
+            "",
+            "2027-06-30T00:00:00Z",
+            "+2027-06-30",
+        ] {
+            let raw = RawSignedUrls {
+                accept_v1_until: bad.into(),
+            };
+            let e = validate_signed_urls(&raw).unwrap_err().to_string();
+            assert!(e.starts_with("signed_urls.accept_v1_until"), "{bad}: {e}");
         }
     }
 

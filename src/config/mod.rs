@@ -16,7 +16,7 @@ mod access;
 mod upload;
 pub use access::{
     AccessKind, DEFAULT_PRIVATE_CACHE_CONTROL, DEFAULT_PUBLIC_CACHE_CONTROL, JwtConfig, KeySource,
-    OneOrMany, RawJwt, RawRoute, RouteConfig,
+    OneOrMany, RawJwt, RawRoute, RawSignedUrls, RouteConfig, SignedUrlsConfig,
 };
 pub use upload::{PresetConfig, RawPreset, RawUpload, UploadConfig};
 
@@ -43,6 +43,7 @@ pub struct RawConfig {
     pub upload: RawUpload,
     pub jwt: Option<RawJwt>,
     pub route: Vec<RawRoute>,
+    pub signed_urls: RawSignedUrls,
     pub preset: Vec<RawPreset>,
 }
 
@@ -178,6 +179,8 @@ pub struct Config {
     pub jwt: Option<JwtConfig>,
     /// In config order: the first matching prefix wins; no match is public.
     pub routes: Vec<RouteConfig>,
+    /// Which signed URL schemes pass (v1 until a date).
+    pub signed_urls: SignedUrlsConfig,
     /// Variants made in the background after each image upload.
     pub presets: Vec<PresetConfig>,
     pub secrets: Secrets,
@@ -355,6 +358,7 @@ impl RawConfig {
             upload: upload::validate_upload(&self.upload)?,
             presets,
             routes: access::validate_routes(self.route, jwt.as_ref(), &secrets)?,
+            signed_urls: access::validate_signed_urls(&self.signed_urls)?,
             jwt,
             secrets,
         })
@@ -796,6 +800,14 @@ mod tests {
                 "transform.allowed_qualities",
             ),
             ("[cache]\ndisk_path = \"\"\n", "cache.disk_path"),
+            (
+                "[signed_urls]\naccept_v1_until = \"June 2027\"\n",
+                "signed_urls.accept_v1_until",
+            ),
+            (
+                "[signed_urls]\naccept_v1_until = 2027-06-30\n",
+                "signed_urls.accept_v1_until",
+            ),
         ] {
             let e = validate(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text:?} gave {e}");
