@@ -5,6 +5,15 @@
 //! backslashes are refused. The whole path is decoded *before* it is split,
 //! so `%2F` is a separator and `%2e%2e` is `..` — no encoding reaches a
 //! different object than the plain spelling would.
+//!
+//! A key must also be one every backend stores as itself, so that nothing
+//! can be written that cannot be read or deleted again, and no two
+//! spellings can reach one object: it must be in Unicode NFC (macOS and
+//! some S3-compatible stores normalise names, so `é` as one code point and
+//! as `e` + accent would be one file there but two keys here); no segment
+//! may be longer than 255 bytes (a file name's limit) or end in `#` and
+//! digits (object_store's local backend keeps those names for multipart
+//! parts and refuses to read them).
 
 use std::fmt;
 
@@ -33,7 +42,16 @@ pub enum KeyError {
     ForbiddenChar,
     #[error("invalid key: keys beginning with '_/' are reserved")]
     Reserved,
+    #[error("invalid key: not in Unicode normalization form C (NFC)")]
+    NotNfc,
+    #[error("invalid key: a segment is longer than {MAX_SEGMENT_BYTES} bytes")]
+    SegmentTooLong,
+    #[error("invalid key: a segment may not end in '#' followed by digits")]
+    ReservedSuffix,
 }
+
+/// Longest segment, in bytes: a file name's limit on Linux filesystems.
+pub const MAX_SEGMENT_BYTES: usize = 255;
 
 /// A validated, decoded object key without a leading slash, e.g. `photos/cat.jpg`,
 /// with its `object_store` path (same characters: a file dropped into a local
@@ -71,6 +89,22 @@ impl ObjectKey {
                 "." | ".." => return Err(KeyError::DotSegment),
                 _ => {}
             }
+            if segment.len() > MAX_SEGMENT_BYTES {
+                return Err(KeyError::SegmentTooLong);
+            }
+            if let Some((_, suffix)) = segment.split_once('#')
+                && !suffix.is_empty()
+                && suffix.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(KeyError::ReservedSuffix);
+            }
+        }
+        if !key.is_ascii()
+            && unicode_normalization::is_nfc_quick(key.chars())
+                != unicode_normalization::IsNormalized::Yes
+            && !unicode_normalization::is_nfc(key)
+        {
+            return Err(KeyError::NotNfc);
         }
         if key.starts_with(RESERVED_PREFIX) || key == "_" {
             return Err(KeyError::Reserved);
@@ -173,11 +207,14 @@ mod tests {
 
     #[test]
     fn length_limit_counts_decoded_bytes() {
-        let ok = "a".repeat(MAX_KEY_BYTES);
+        // 255 + 255 + 255 + 254 + 1 bytes and four slashes: exactly 1024.
+        let seg = "a".repeat(MAX_SEGMENT_BYTES);
+        let ok = format!("{seg}/{seg}/{seg}/{}/b", &seg[1..]);
+        assert_eq!(ok.len(), MAX_KEY_BYTES);
         assert!(parse(&format!("/{ok}")).is_ok());
         assert_eq!(parse(&format!("/{ok}a")), Err(KeyError::TooLong));
-        // 342 × 'ü' is 684 bytes decoded: fine, although 2052 bytes encoded.
-        let enc = "%C3%BC".repeat(342);
+        // 120 × 'ü' is 240 bytes decoded: fine, although 720 bytes encoded.
+        let enc = "%C3%BC".repeat(120);
         assert!(parse(&format!("/{enc}")).is_ok());
         let enc = "%C3%BC".repeat(513);
         assert_eq!(parse(&format!("/{enc}")), Err(KeyError::TooLong));
@@ -211,5 +248,32 @@ mod tests {
     fn store_path_round_trips() {
         let k = ObjectKey::parse("dir/na me#1?%.jpg").unwrap();
         assert_eq!(k.store_path().as_ref(), "dir/na me#1?%.jpg");
+    }
+
+    #[test]
+    fn keys_every_backend_can_store() {
+        // object_store's local backend refuses to read `name#digits`.
+        assert_eq!(parse("/orphan/a.jpg%231"), Err(KeyError::ReservedSuffix));
+        assert_eq!(parse("/a%2312/b.jpg"), Err(KeyError::ReservedSuffix));
+        assert!(parse("/a%231x.jpg").is_ok());
+        assert!(parse("/a%23.jpg").is_ok());
+        let long = "a".repeat(MAX_SEGMENT_BYTES);
+        assert!(parse(&format!("/{long}/b")).is_ok());
+        assert_eq!(parse(&format!("/{long}a/b")), Err(KeyError::SegmentTooLong));
+    }
+
+    #[test]
+    fn keys_must_be_nfc() {
+        // "é" as one code point (NFC) and as "e" + combining acute (NFD).
+        assert_eq!(parse("/caf%C3%A9.jpg").unwrap(), "café.jpg");
+        assert_eq!(parse("/cafe%CC%81.jpg"), Err(KeyError::NotNfc));
+        // Hangul: precomposed is NFC; conjoining jamo are not.
+        assert!(parse("/%ED%95%9C.jpg").is_ok());
+        assert_eq!(
+            parse("/%E1%84%92%E1%85%A1%E1%86%AB.jpg"),
+            Err(KeyError::NotNfc)
+        );
+        // ſ is NFC (its folding to "s" is the route matcher's business).
+        assert!(parse("/%C5%BFecret/x.jpg").is_ok());
     }
 }

@@ -432,6 +432,33 @@ async fn encoding_tricks_do_not_bypass_the_prefix() {
     }
 }
 
+/// Issue 14, item 9: route prefixes match with full Unicode case folding,
+/// not `to_lowercase`. `ſ` (long s) is lower case already, so `/ſecret/`
+/// was routed as public although a case-insensitive store finds `secret/`
+/// under it; `ß` is `ss`; a decomposed accent is refused as a key (not NFC).
+#[tokio::test]
+async fn unicode_spellings_of_a_prefix_are_the_prefix() {
+    let (s, _keys) = private_server(
+        "",
+        "[[route]]\nprefix = \"/secret/\"\naccess = \"jwt\"\n[[route]]\nprefix = \"/stra\u{DF}e/\"\naccess = \"jwt\"\n",
+    );
+    s.put("\u{17F}ecret/x.jpg", b"folded");
+    for target in [
+        "/%C5%BFecret/x.jpg",
+        "/%C5%BFECRET/x.jpg",
+        "/SECRET/x.jpg",
+        "/strasse/x.jpg",
+        "/STRASSE/x.jpg",
+        "/stra%C3%9Fe/x.jpg",
+    ] {
+        let (status, body) = common::raw_get(&s.base, target).await;
+        assert_eq!(status, 401, "{target}: {body}");
+        assert_eq!(body, MISSING, "{target}");
+    }
+    let (status, _) = common::raw_get(&s.base, "/se%CC%81cret/x.jpg").await;
+    assert_eq!(status, 400);
+}
+
 #[tokio::test]
 async fn cookie_carries_the_token() {
     let (s, keys) = private_server("cookie = \"mediaedge_token\"", "");

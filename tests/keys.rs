@@ -47,9 +47,69 @@ async fn key_length_limit_is_1024_decoded_bytes() {
         (status, body.as_str()),
         (400, "invalid key: longer than 1024 bytes")
     );
-    // A name no filesystem can hold is simply not there.
+    // A name no filesystem can hold is not a key (issue 14, item 13).
     let (status, body) = raw_get(&s.base, &format!("/{}", "n".repeat(300))).await;
-    assert_eq!((status, body.as_str()), (404, "Not Found"));
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "invalid key: a segment is longer than 255 bytes")
+    );
+}
+
+/// Issue 14, items 9 and 13: a key must be one every backend stores as
+/// itself. `name#digits` is a multipart part to object_store's local
+/// backend (publishing `orphan/a.jpg#1` once answered 502 and left a file
+/// nobody could read or delete); a key not in NFC is a second spelling of
+/// another key on stores that normalise names. Both are 400 on reads, and
+/// refused at presign, so nothing is ever stored under them.
+#[tokio::test]
+async fn keys_no_backend_can_keep_are_400_everywhere() {
+    const ADMIN: &str = "admin-key-for-tests-0123456789";
+    let s = Server::builder()
+        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
+        .env(
+            "MEDIAEDGE_SIGNING_SECRET",
+            "signing-secret-for-tests-0123456789",
+        )
+        .start();
+    for (target, body) in [
+        (
+            "/orphan/a.jpg%231",
+            "invalid key: a segment may not end in '#' followed by digits",
+        ),
+        (
+            "/cafe%CC%81.jpg",
+            "invalid key: not in Unicode normalization form C (NFC)",
+        ),
+    ] {
+        let (status, got) = raw_get(&s.base, target).await;
+        assert_eq!((status, got.as_str()), (400, body), "{target}");
+    }
+    for key in ["orphan/a.jpg#1", "cafe\u{301}.jpg"] {
+        let res = s
+            .client
+            .post(s.url("/_/uploads"))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({ "key": key }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{key}");
+        assert!(res.text().await.unwrap().contains("invalid key"), "{key}");
+    }
+    // A signature forged for such a key changes nothing: the path is refused first.
+    let res = s
+        .client
+        .put(s.url("/_/uploads/orphan/a.jpg%231?exp=9999999999&max_bytes=10&type=any&sig=x"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(!s.data().join("orphan").exists());
+    // The NFC spelling of the same name is an ordinary key.
+    s.put("caf\u{e9}.jpg", b"composed");
+    let (status, body) = raw_get(&s.base, "/caf%C3%A9.jpg").await;
+    assert_eq!((status, body.as_str()), (200, "composed"));
 }
 
 #[tokio::test]

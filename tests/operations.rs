@@ -23,7 +23,10 @@ async fn metrics_in_prometheus_text() {
     s.get("/p.jpg?w=64").await;
     s.get("/missing").await;
     let res = s
-        .get_with("/_/metrics", &[("authorization", "Bearer harness-admin-key-0123456789")])
+        .get_with(
+            "/_/metrics",
+            &[("authorization", "Bearer harness-admin-key-0123456789")],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(
@@ -80,15 +83,27 @@ async fn metrics_need_the_admin_key_unless_on_the_metrics_listener() {
     assert_eq!(res.headers()["www-authenticate"], "Bearer");
     assert!(!res.text().await.unwrap().contains("mediaedge_"));
     let res = s
-        .get_with("/_/metrics", &[("authorization", "Bearer not-the-admin-key-0123")])
+        .get_with(
+            "/_/metrics",
+            &[("authorization", "Bearer not-the-admin-key-0123")],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(!res.text().await.unwrap().contains("mediaedge_"));
-    assert!(s.metrics_text().await.contains("mediaedge_http_requests_total"));
+    assert!(
+        s.metrics_text()
+            .await
+            .contains("mediaedge_http_requests_total")
+    );
     let open = s.stdout_after("mediaedge metrics on ");
     let res = s.client.get(&open).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.text().await.unwrap().contains("mediaedge_http_requests_total"));
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("mediaedge_http_requests_total")
+    );
     // Without an admin key configured, the public listener never shows them.
     let bare = Server::builder().without_admin_key().start();
     let res = bare.get("/_/metrics").await;

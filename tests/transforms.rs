@@ -394,7 +394,8 @@ async fn allow_lists_close_the_variant_space() {
     // ... and they are three cache entries: auto (JPEG, or PNG for alpha),
     // fmt=jpeg and fmt=webp.
     assert_eq!(
-        s.metric("mediaedge_transforms_total", &[("outcome", "ok")]).await,
+        s.metric("mediaedge_transforms_total", &[("outcome", "ok")])
+            .await,
         3.0
     );
     let res = s.get("/photo.jpg?w=150&h=150&fmt=avif").await;

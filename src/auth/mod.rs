@@ -145,7 +145,7 @@ impl Access {
         if self.routes.is_empty() {
             return &self.default;
         }
-        let folded = key.as_str().to_lowercase();
+        let folded = prefix::fold(key.as_str());
         let segments: Vec<&str> = folded.split('/').collect();
         self.routes
             .iter()

@@ -5,10 +5,34 @@
 //! are already refused), ignoring case. Case is folded because a
 //! case-insensitive store (a macOS disk, some S3-compatible servers) would
 //! otherwise hand out `/PRIVATE/x.jpg` through the public default; folding can
-//! only make a request *more* protected, never less.
+//! only make a request *more* protected, never less. The folding is Unicode's
+//! full case folding of the canonical decomposition ([`fold`]), not
+//! `to_lowercase`: `ſecret` (long s) is already lower case, yet a
+//! case-insensitive store finds `secret` under it.
 //!
 //! A `{name}` segment matches any one segment and names the token claim that
 //! must equal it (claim scoping: one user's token cannot read another's media).
+
+use std::borrow::Cow;
+
+use unicode_normalization::UnicodeNormalization;
+
+/// The form keys and prefixes are compared in: Unicode's canonical caseless
+/// match (NFD, full case folding, NFD again — D145 of the standard), so
+/// `ſ`/`s`, `K` (Kelvin sign)/`k`, `ß`/`ss` and composed/decomposed accents
+/// meet. ASCII, the common case, is only lower-cased.
+pub fn fold(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() {
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(s.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(s)
+        }
+    } else {
+        let nfd: String = s.nfd().collect();
+        Cow::Owned(caseless::default_case_fold_str(&nfd).nfd().collect())
+    }
+}
 
 /// A parsed `[[route]] prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +46,7 @@ pub struct RoutePrefix {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
-    /// Lower-cased literal.
+    /// Literal, in [`fold`]ed form.
     Literal(String),
     /// `{claim}`: any one segment, which must equal the token's claim.
     Claim(String),
@@ -61,7 +85,7 @@ impl RoutePrefix {
         &self.text
     }
 
-    /// Whether the key, given as its lower-cased segments, lies under this prefix.
+    /// Whether the key, given as its [`fold`]ed segments, lies under this prefix.
     pub fn matches(&self, folded: &[&str]) -> bool {
         let n = self.segments.len();
         // A directory prefix needs something below it; an open one only its segments.
@@ -118,7 +142,7 @@ fn parse_segment(seg: &str) -> Result<Segment, String> {
             "segment '{seg}' may not contain braces (use a whole '{{claim}}' segment), backslashes or control characters"
         ));
     }
-    Ok(Segment::Literal(seg.to_lowercase()))
+    Ok(Segment::Literal(fold(seg).into_owned()))
 }
 
 #[cfg(test)]
@@ -126,7 +150,7 @@ mod tests {
     use super::*;
 
     fn matches(prefix: &str, key: &str) -> bool {
-        let folded = key.to_lowercase();
+        let folded = fold(key);
         let segs: Vec<&str> = folded.split('/').collect();
         RoutePrefix::parse(prefix).unwrap().matches(&segs)
     }
@@ -160,6 +184,16 @@ mod tests {
         assert!(matches("/private/", "PrIvAtE/a.jpg"));
         // Kelvin sign folds to 'k'.
         assert!(matches("/kids/", "\u{212A}IDS/a.jpg"));
+        // Long s is lower case already; it folds to 's' (to_lowercase kept it).
+        assert!(matches("/secret/", "\u{17F}ecret/x.jpg"));
+        assert!(matches("/secret/", "\u{17F}ECRET/x.jpg"));
+        // Sharp s folds to "ss", both ways round.
+        assert!(matches("/strasse/", "stra\u{DF}e/x.jpg"));
+        assert!(matches("/stra\u{DF}e/", "STRASSE/x.jpg"));
+        // Composed and decomposed accents meet.
+        assert!(matches("/caf\u{E9}/", "cafe\u{301}/x.jpg"));
+        assert!(matches("/cafe\u{301}/", "CAF\u{C9}/x.jpg"));
+        assert!(!matches("/secret/", "secrets/x.jpg"));
     }
 
     #[test]
