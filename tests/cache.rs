@@ -117,7 +117,7 @@ fn count_files(dir: &std::path::Path) -> usize {
     };
     entries
         .flatten()
-        .filter(|e| e.file_name() != "tmp")
+        .filter(|e| e.file_name() != "tmp" && e.file_name() != ".mediaedge-cache")
         .map(|e| {
             if e.path().is_dir() {
                 count_files(&e.path())

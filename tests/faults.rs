@@ -20,7 +20,7 @@ fn entry_files(dir: &Path) -> Vec<PathBuf> {
         return out;
     };
     for e in entries.flatten() {
-        if e.file_name() == "tmp" {
+        if e.file_name() == "tmp" || e.file_name() == ".mediaedge-cache" {
             continue;
         }
         if e.path().is_dir() {

@@ -21,7 +21,7 @@ fn mediaedge() -> Command {
 fn refused(config: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("m.toml"), config).unwrap();
-    let mut child = mediaedge()
+    let child = mediaedge()
         .args(["serve", "--config", "m.toml", "--listen", "127.0.0.1:0"])
         .current_dir(dir.path())
         .stdin(Stdio::null())
@@ -29,21 +29,7 @@ fn refused(config: &str) -> (i32, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code().unwrap_or(-1);
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break -1;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    (code, stderr)
+    wait_or_kill(child, Duration::from_secs(10))
 }
 
 /// `mediaedge serve` with no config and no flags: ./data (created) on 127.0.0.1:8080.
@@ -185,4 +171,69 @@ async fn secrets_come_from_env_or_files() {
     assert_eq!(code, 2);
     assert!(stderr.contains("admin_key"));
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// Issue 14, item 12: the disk cache deletes what it does not recognise,
+/// so it must have a directory of its own. Pointed at the data directory
+/// (or `.` around it, or a directory inside it) the config is refused;
+/// pointed at any populated directory the server will not start. Either
+/// way not one original is touched.
+#[test]
+fn the_disk_cache_never_deletes_files_it_does_not_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("ab/cd")).unwrap();
+    std::fs::write(data.join("photo.jpg"), b"original").unwrap();
+    std::fs::write(data.join("ab/cd/deep.jpg"), b"original").unwrap();
+    let other = dir.path().join("shared-tmp");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), b"someone else's").unwrap();
+    for (disk_path, expect) in [
+        ("./data", "cache.disk_path"),
+        (".", "cache.disk_path"),
+        ("./data/cache", "cache.disk_path"),
+        ("./shared-tmp", "did not write"),
+    ] {
+        std::fs::write(
+            dir.path().join("m.toml"),
+            format!("[cache]\ndisk_path = \"{disk_path}\"\n"),
+        )
+        .unwrap();
+        let out = mediaedge()
+            .args(["serve", "--config", "m.toml", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_or_kill(out, Duration::from_secs(10));
+        assert_eq!(out.0, 2, "{disk_path}: {}", out.1);
+        assert!(out.1.contains(expect), "{disk_path}: {}", out.1);
+        assert_eq!(std::fs::read(data.join("photo.jpg")).unwrap(), b"original");
+        assert_eq!(
+            std::fs::read(data.join("ab/cd/deep.jpg")).unwrap(),
+            b"original"
+        );
+        assert!(other.join("notes.txt").exists());
+    }
+}
+
+/// Exit code and stderr of `child`, killed (code -1) if it is still running after `limit`.
+fn wait_or_kill(mut child: std::process::Child, limit: Duration) -> (i32, String) {
+    let deadline = std::time::Instant::now() + limit;
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code().unwrap_or(-1);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break -1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (code, stderr)
 }

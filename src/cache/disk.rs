@@ -12,6 +12,12 @@
 //! checksum. On start the index is rebuilt from the files (length checked);
 //! on every read the checksum is verified, so a torn or corrupted file is
 //! deleted, never served.
+//!
+//! Because it deletes what it finds incomplete, the cache only manages a
+//! directory that is its own: empty when first used (then marked with
+//! [`MARKER`]), or already marked, or holding nothing but its own layout (a
+//! cache from before the marker, adopted). Pointed at a populated directory
+//! it refuses to start; and only files named like entries are ever removed.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -33,6 +39,8 @@ use crate::telemetry::LogEvery;
 
 const MAGIC: &[u8; 8] = b"MEDGE001";
 const TMP_DIR: &str = "tmp";
+/// Written into a directory the cache has claimed.
+pub const MARKER: &str = ".mediaedge-cache";
 /// Headers are a few hundred bytes; anything bigger is corruption.
 const MAX_HEADER: u32 = 64 * 1024;
 
@@ -77,6 +85,7 @@ impl DiskCache {
     /// rebuilds the index from the entry files. Blocking.
     pub fn open(cfg: &DiskCacheConfig) -> io::Result<Self> {
         let root = Arc::new(cfg.path.clone());
+        claim(&root)?;
         fs::create_dir_all(root.join(TMP_DIR))?;
         for stray in fs::read_dir(root.join(TMP_DIR))? {
             let _ = fs::remove_file(stray?.path());
@@ -229,6 +238,14 @@ impl DiskCache {
                 }
                 for file in fs::read_dir(level2.path())? {
                     let path = file?.path();
+                    // Only names an entry can have are ours to judge.
+                    let named_like_entry = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+                    if !named_like_entry {
+                        continue;
+                    }
                     match index_entry(&path) {
                         Some((hash, entry)) => self.index.insert(hash, Arc::new(entry)),
                         None => {
@@ -242,6 +259,33 @@ impl DiskCache {
         self.index.run_pending_tasks();
         Ok(())
     }
+}
+
+/// Makes `root` the cache's own directory, or refuses (see the module doc).
+fn claim(root: &Path) -> io::Result<()> {
+    fs::create_dir_all(root)?;
+    if root.join(MARKER).exists() {
+        return Ok(());
+    }
+    let layout = |name: &str| {
+        name == TMP_DIR || (name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    for entry in fs::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(entry.file_type()?.is_dir() && layout(&name)) {
+            return Err(io::Error::other(format!(
+                "cache.disk_path {} holds files mediaedge did not write (such as '{name}'); \
+                 give the disk cache an empty directory of its own",
+                root.display()
+            )));
+        }
+    }
+    fs::write(
+        root.join(MARKER),
+        "This directory is mediaedge's disk cache: it deletes files here it does not recognise.\n",
+    )
 }
 
 fn hash_of(id: &str) -> Hash {
@@ -364,7 +408,7 @@ mod tests {
         for l1 in fs::read_dir(dir)
             .unwrap()
             .flatten()
-            .filter(|e| e.file_name() != TMP_DIR)
+            .filter(|e| e.file_name() != TMP_DIR && e.file_name() != MARKER)
         {
             for l2 in fs::read_dir(l1.path()).unwrap().flatten() {
                 out.extend(fs::read_dir(l2.path()).unwrap().flatten().map(|e| e.path()));
@@ -437,5 +481,34 @@ mod tests {
         settle().await;
         assert_eq!(c.entries(), 0);
         assert!(files(dir.path()).is_empty());
+    }
+
+    /// Issue 14, item 12: pointed at a directory with other files in it
+    /// (the data directory, `.`, `/tmp`), the cache refuses to start and
+    /// deletes nothing; an empty directory is claimed with the marker, and a
+    /// cache directory from before the marker (only its own layout) is adopted.
+    #[test]
+    fn only_its_own_directory_is_managed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("original.jpg"), b"not ours").unwrap();
+        std::fs::create_dir_all(dir.path().join("ab/cd")).unwrap();
+        std::fs::write(dir.path().join("ab/cd/photo.jpg"), b"not ours").unwrap();
+        let e = DiskCache::open(&cfg(dir.path(), 1 << 20)).err().unwrap();
+        assert!(e.to_string().contains("did not write"), "{e}");
+        assert!(dir.path().join("original.jpg").exists());
+        assert!(dir.path().join("ab/cd/photo.jpg").exists());
+
+        let empty = tempfile::tempdir().unwrap();
+        DiskCache::open(&cfg(empty.path(), 1 << 20)).unwrap();
+        assert!(empty.path().join(MARKER).exists());
+
+        // An older cache: its own fan-out only. Adopted; a file in it that is
+        // not named like an entry is left alone.
+        let old = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(old.path().join("0f/1e")).unwrap();
+        std::fs::write(old.path().join("0f/1e/notes.txt"), b"kept").unwrap();
+        DiskCache::open(&cfg(old.path(), 1 << 20)).unwrap();
+        assert!(old.path().join(MARKER).exists());
+        assert!(old.path().join("0f/1e/notes.txt").exists());
     }
 }

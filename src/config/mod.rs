@@ -350,10 +350,15 @@ impl RawConfig {
         let jwt = access::validate_jwt(self.jwt)?;
         let transform = validate_transform(&self.transform)?;
         let presets = upload::validate_presets(&self.preset, &transform)?;
+        let storage = validate_storage(&self.storage)?;
+        let cache = validate_cache(&self.cache)?;
+        if let (Backend::Local { path }, Some(disk)) = (&storage.backend, &cache.disk) {
+            check_apart(&disk.path, path)?;
+        }
         Ok(Config {
             server: validate_server(&self.server)?,
-            storage: validate_storage(&self.storage)?,
-            cache: validate_cache(&self.cache)?,
+            storage,
+            cache,
             transform,
             upload: upload::validate_upload(&self.upload)?,
             presets,
@@ -613,6 +618,46 @@ fn parse_size(s: &str, max: u32) -> Result<SizeSpec, String> {
     Ok(size)
 }
 
+/// The disk cache deletes what it does not recognise as a finished entry,
+/// so it must never share a directory with the originals: not the same
+/// directory, not one inside the other (`.`, the data directory or `/tmp`
+/// as `cache.disk_path` once deleted originals at start). Compared both as
+/// written (made absolute, `..` resolved) and, where they exist, with
+/// symlinks resolved.
+fn check_apart(disk: &Path, storage: &Path) -> Result<(), ConfigError> {
+    let lexical = |p: &Path| -> PathBuf {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut out = PathBuf::new();
+        for c in abs.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        out
+    };
+    let overlap = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+    let (d, s) = (lexical(disk), lexical(storage));
+    let resolved = match (std::fs::canonicalize(disk), std::fs::canonicalize(storage)) {
+        (Ok(d), Ok(s)) => overlap(&d, &s),
+        _ => false,
+    };
+    if overlap(&d, &s) || resolved {
+        return Err(ConfigError::key(
+            "cache.disk_path",
+            format!(
+                "{} overlaps storage.path {}: the cache must have a directory of its own, neither the storage directory nor inside or around it",
+                disk.display(),
+                storage.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A whole number of seconds within `min..=max`, as a duration.
 pub(crate) fn secs_in_range(
     key: &str,
@@ -800,6 +845,13 @@ mod tests {
                 "transform.allowed_qualities",
             ),
             ("[cache]\ndisk_path = \"\"\n", "cache.disk_path"),
+            ("[cache]\ndisk_path = \"./data\"\n", "cache.disk_path"),
+            ("[cache]\ndisk_path = \".\"\n", "cache.disk_path"),
+            ("[cache]\ndisk_path = \"data/cache\"\n", "cache.disk_path"),
+            (
+                "[cache]\ndisk_path = \"./other/../data/x\"\n",
+                "cache.disk_path",
+            ),
             (
                 "[signed_urls]\naccept_v1_until = \"June 2027\"\n",
                 "signed_urls.accept_v1_until",
