@@ -111,6 +111,47 @@ async fn disk_cache_keeps_hits_across_a_restart() {
     );
 }
 
+/// Issue 14, item 14: anonymous clients choose keys, and on S3 every 404
+/// is a billed store request. A missing key is remembered for
+/// `cache.negative_secs`; an upload of that key is served at once anyway.
+#[tokio::test]
+async fn missing_keys_cost_one_store_request_until_uploaded() {
+    const ADMIN: &str = "admin-key-for-tests-0123456789";
+    let s = Server::builder()
+        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
+        .env(
+            "MEDIAEDGE_SIGNING_SECRET",
+            "signing-secret-for-tests-0123456789",
+        )
+        .start();
+    let heads = || s.metric("mediaedge_store_requests_total", &[("op", "head")]);
+    for _ in 0..5 {
+        assert_eq!(s.get("/soon.jpg").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            s.get("/soon.jpg?w=10").await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    assert_eq!(heads().await, 1.0);
+    let (status, _) = s
+        .upload(ADMIN, "soon.jpg", common::corpus_bytes(PHOTO))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(s.get("/soon.jpg").await.status(), StatusCode::OK);
+    // With negative_secs = 0 every request asks the store.
+    let s = Server::builder()
+        .config("[cache]\nnegative_secs = 0\n")
+        .start();
+    for _ in 0..3 {
+        assert_eq!(s.get("/none.jpg").await.status(), StatusCode::NOT_FOUND);
+    }
+    assert_eq!(
+        s.metric("mediaedge_store_requests_total", &[("op", "head")])
+            .await,
+        3.0
+    );
+}
+
 fn count_files(dir: &std::path::Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;

@@ -30,6 +30,8 @@ use crate::store::{OriginalMeta, StoreError};
 const ENTRY_OVERHEAD: usize = 256;
 /// Metadata entries kept (each a few hundred bytes).
 const META_ENTRIES: u64 = 100_000;
+/// Keys remembered as missing (each the key and a few words).
+const MISSING_ENTRIES: u64 = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
@@ -138,6 +140,10 @@ pub struct Cache {
     originals: Moka<(ObjectKey, Arc<str>), Bytes>,
     derivatives: Moka<DerivativeKey, Derivative>,
     disk: Option<disk::DiskCache>,
+    /// Keys the store recently said do not exist (`cache.negative_secs`):
+    /// anonymous clients choose keys, and on S3 every 404 is a billed
+    /// request. Purged with the key, so an upload is seen at once.
+    missing: Option<Moka<ObjectKey, ()>>,
     revalidate: Duration,
     stale_if_error: Duration,
 }
@@ -182,6 +188,12 @@ impl Cache {
                 })
                 .build(),
             disk,
+            missing: (!cfg.negative.is_zero()).then(|| {
+                Moka::builder()
+                    .max_capacity(MISSING_ENTRIES)
+                    .time_to_live(cfg.negative)
+                    .build()
+            }),
             revalidate: cfg.revalidate,
             stale_if_error: cfg.stale_if_error,
         }
@@ -235,9 +247,19 @@ impl Cache {
         {
             return Ok((e.meta, CacheStatus::Hit));
         }
+        if let Some(missing) = &self.missing
+            && missing.contains_key(key)
+        {
+            metrics::cache_hit("memory", "missing");
+            return Err(StoreError::NotFound.into());
+        }
         // Boxed: moka's compute future is large, and moving it inline would
         // make every hit's future (which axum boxes) that large too.
-        Box::pin(self.meta_from_store(key, fill, revalidate)).await
+        let result = Box::pin(self.meta_from_store(key, fill, revalidate)).await;
+        if let (Err(Error::Store(StoreError::NotFound)), Some(missing)) = (&result, &self.missing) {
+            missing.insert(key.clone(), ()).await;
+        }
+        result
     }
 
     async fn meta_from_store<F, R, RF>(
@@ -391,6 +413,13 @@ impl Cache {
                 self.meta.invalidate(&*k).await;
             }
         }
+        if let Some(missing) = &self.missing {
+            for (k, _) in missing.iter() {
+                if which.matches(k.as_str()) {
+                    missing.invalidate(&*k).await;
+                }
+            }
+        }
         for (k, _) in self.originals.iter() {
             if which.matches(k.0.as_str()) {
                 self.originals.invalidate(&*k).await;
@@ -437,6 +466,7 @@ mod tests {
             disk: None,
             revalidate: Duration::from_secs(60),
             stale_if_error: Duration::from_secs(0),
+            negative: Duration::from_secs(5),
         }
     }
 
@@ -522,6 +552,60 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s, CacheStatus::Hit);
+    }
+
+    /// Issue 14, item 14: a 404 is remembered for `negative_secs`, so a
+    /// client repeating a missing key costs one store request, not one each;
+    /// a purge of the key (an upload does one) forgets it at once.
+    #[tokio::test]
+    async fn missing_keys_are_remembered_until_purged() {
+        let cache = Cache::new(&cfg(), None);
+        let key = ObjectKey::parse("nope.jpg").unwrap();
+        let asked = Arc::new(AtomicUsize::new(0));
+        let lookup = || {
+            let asked = asked.clone();
+            cache.meta(
+                &key,
+                async move {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    Err(StoreError::NotFound.into())
+                },
+                |_| async { Ok(None) },
+            )
+        };
+        for _ in 0..5 {
+            assert!(matches!(
+                lookup().await,
+                Err(Error::Store(StoreError::NotFound))
+            ));
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        cache.purge(&Purge::Key(key.clone())).await;
+        assert!(lookup().await.is_err());
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+        // Off with negative_secs = 0.
+        let off = Cache::new(
+            &CacheConfig {
+                negative: Duration::ZERO,
+                ..cfg()
+            },
+            None,
+        );
+        for _ in 0..3 {
+            let asked = asked.clone();
+            let r = off
+                .meta(
+                    &key,
+                    async move {
+                        asked.fetch_add(1, Ordering::SeqCst);
+                        Err(StoreError::NotFound.into())
+                    },
+                    |_| async { Ok(None) },
+                )
+                .await;
+            assert!(r.is_err());
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 5);
     }
 
     #[tokio::test]

@@ -115,6 +115,7 @@ pub struct RawCache {
     pub disk_mb: u64,
     pub revalidate_secs: u64,
     pub stale_if_error_secs: u64,
+    pub negative_secs: u64,
     pub shared: bool,
 }
 
@@ -126,6 +127,7 @@ impl Default for RawCache {
             disk_mb: 10240,
             revalidate_secs: 60,
             stale_if_error_secs: 86400,
+            negative_secs: 5,
             shared: false,
         }
     }
@@ -238,6 +240,8 @@ pub struct CacheConfig {
     pub disk: Option<DiskCacheConfig>,
     pub revalidate: Duration,
     pub stale_if_error: Duration,
+    /// How long a key the store does not have is remembered as missing (0: not).
+    pub negative: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -501,6 +505,7 @@ fn validate_cache(raw: &RawCache) -> Result<CacheConfig, ConfigError> {
             0,
             365 * 86400,
         )?,
+        negative: secs_in_range("cache.negative_secs", raw.negative_secs, 0, 3600)?,
     })
 }
 
