@@ -73,6 +73,7 @@ impl Error {
                 TransformError::Overloaded | TransformError::TimedOut => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
+                TransformError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                 TransformError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Error::Store(e) => match e {
@@ -118,6 +119,12 @@ impl IntoResponse for Error {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        if let Error::Transform(TransformError::RateLimited(secs))
+        | Error::Upload(UploadError::Image(TransformError::RateLimited(secs))) = &self
+        {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from((*secs).max(1)));
         }
         if let Error::Auth(e) = &self {
             let challenge = match e {

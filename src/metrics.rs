@@ -329,6 +329,8 @@ impl Drop for InFlight {
     }
 }
 
-pub fn connection_refused() {
-    counter!(CONNECTIONS_REFUSED).increment(1);
+/// A connection refused over a cap: `total` (`server.max_connections`) or
+/// `per_ip` (`server.max_connections_per_ip`).
+pub fn connection_refused(cap: &'static str) {
+    counter!(CONNECTIONS_REFUSED, "cap" => cap).increment(1);
 }

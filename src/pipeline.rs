@@ -6,6 +6,7 @@
 //! Original: small ones through the original-bytes cache, large ones (video)
 //! streamed from the store, ranged reads included, never held whole.
 
+use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
 use crate::cache::{Cache, CacheStatus, Derivative, DerivativeKey, Purge, PurgeCounts};
+use crate::client::MissRate;
 use crate::config::TransformConfig;
 use crate::error::Error;
 use crate::key::ObjectKey;
@@ -42,6 +44,8 @@ struct Inner {
     cfg: TransformConfig,
     /// `cache.shared`: derivatives are read from and written to the store too.
     shared: bool,
+    /// `transform.miss_rate_per_ip`, if set.
+    miss_rate: Option<MissRate>,
 }
 
 impl Pipeline {
@@ -54,6 +58,7 @@ impl Pipeline {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                miss_rate: MissRate::new(cfg.miss_rate_per_ip, cfg.miss_burst_per_ip),
                 store,
                 cache,
                 transformer,
@@ -117,12 +122,15 @@ impl Pipeline {
         Ok((OriginalBody::Bytes(body), status))
     }
 
-    /// The derivative `variant` of `key`, made at most once however many ask.
+    /// The derivative `variant` of `key`, made at most once however many
+    /// ask. A transform it needs is charged to `client` (its address; `None`
+    /// for the server's own work, such as presets).
     pub async fn derivative(
         &self,
         key: &ObjectKey,
         meta: &Arc<OriginalMeta>,
         variant: &Variant,
+        client: Option<IpAddr>,
     ) -> Result<(Derivative, CacheStatus), Error> {
         if !meta.media.is_image() {
             return Err(Error::NotAnImage);
@@ -141,7 +149,7 @@ impl Pipeline {
         };
         let fill = || {
             let (this, k, m, v) = (self.clone(), dkey.clone(), meta.clone(), variant.clone());
-            async move { this.make_derivative(k, m, v).await }
+            async move { this.make_derivative(k, m, v, client).await }
         };
         self.inner.cache.derivative(&dkey, fill).await
     }
@@ -151,6 +159,7 @@ impl Pipeline {
         dkey: DerivativeKey,
         meta: Arc<OriginalMeta>,
         variant: Variant,
+        client: Option<IpAddr>,
     ) -> Result<(Derivative, CacheStatus), Error> {
         let disk = self.inner.cache.disk();
         if let Some(d) = match disk {
@@ -169,6 +178,16 @@ impl Pipeline {
             return Ok((d, CacheStatus::Hit));
         }
         metrics::cache_miss("derivative");
+        // One client may not take the pool from everyone else: a client over
+        // its miss rate is refused (held back like a pool refusal, so a
+        // client that ignores Retry-After gains nothing by asking at once).
+        if let (Some(rate), Some(ip)) = (&self.inner.miss_rate, client)
+            && let Err(wait) = rate.take(ip)
+        {
+            metrics::transform_finished("rate_limited", None);
+            tokio::time::sleep(self.inner.cfg.refusal_delay).await;
+            return Err(TransformError::RateLimited(wait.as_secs_f64().ceil() as u64).into());
+        }
         // A place in the pool first: a refused transform never reads its source.
         let admission = self.inner.transformer.admit().await?;
         let (src, _) = self.original_bytes(&dkey.object, &meta).await?;

@@ -20,6 +20,7 @@ use tower::ServiceExt;
 
 use crate::auth::Access;
 use crate::cache::{Cache, disk::DiskCache};
+use crate::client::{ConnectionCounts, Peer};
 use crate::config::Config;
 use crate::connection::{self, Activity, TimedIo};
 use crate::http::{self, App, AppState};
@@ -53,6 +54,13 @@ pub async fn build_state(
         t.memory_bytes,
     );
     let pipeline = Pipeline::new(store, cache, transformer, t.clone(), config.cache.shared);
+    if config.secrets.signing_secret.is_some() && config.upload.base_url.is_none() {
+        tracing::warn!(
+            "uploads are on without upload.base_url: presigned URLs are built from each \
+             request's Host header over http:// (or X-Forwarded-Proto/-Host from \
+             server.trusted_proxies); behind a proxy or TLS terminator, set upload.base_url"
+        );
+    }
     let uploads = Uploads::new(
         pipeline.clone(),
         config.secrets.signing_secret.as_deref(),
@@ -110,6 +118,7 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
     let acceptor = Acceptor {
         builder,
         connections: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections)),
+        per_ip: ConnectionCounts::new(cfg.max_connections_per_ip),
         graceful: GracefulShutdown::new(),
         cfg: cfg.clone(),
     };
@@ -143,6 +152,7 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
 struct Acceptor {
     builder: auto::Builder<TokioExecutor>,
     connections: Arc<tokio::sync::Semaphore>,
+    per_ip: Arc<ConnectionCounts>,
     graceful: GracefulShutdown,
     cfg: crate::config::ServerConfig,
 }
@@ -156,7 +166,7 @@ impl Acceptor {
         mut stopped: tokio::sync::watch::Receiver<()>,
     ) {
         loop {
-            let (stream, _) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
@@ -168,8 +178,22 @@ impl Acceptor {
                 },
                 _ = stopped.changed() => return,
             };
+            // One client may not hold every connection: each address gets
+            // at most max_connections_per_ip (a trusted proxy speaks for many).
+            let per_ip = if self.cfg.trusted_proxies.contains(peer.ip()) {
+                None
+            } else {
+                match self.per_ip.open(peer.ip()) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        metrics::connection_refused("per_ip");
+                        tokio::spawn(connection::refuse(stream));
+                        continue;
+                    }
+                }
+            };
             let Ok(permit) = self.connections.clone().try_acquire_owned() else {
-                metrics::connection_refused();
+                metrics::connection_refused("total");
                 tokio::spawn(connection::refuse(stream));
                 continue;
             };
@@ -178,8 +202,9 @@ impl Acceptor {
             let (start, end) = (activity.clone(), activity.clone());
             let service = app
                 .clone()
-                .map_request(move |req: Request<hyper::body::Incoming>| {
+                .map_request(move |mut req: Request<hyper::body::Incoming>| {
                     start.started();
+                    req.extensions_mut().insert(Peer(peer));
                     req
                 })
                 .map_response(move |res: Response| {
@@ -201,7 +226,7 @@ impl Acceptor {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
-                drop(permit);
+                drop((permit, per_ip));
             });
         }
     }

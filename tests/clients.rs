@@ -206,3 +206,67 @@ async fn connections_over_the_cap_get_503_and_the_rest_keep_working() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(s.metric("mediaedge_connections_refused_total", &[]).await >= 1.0);
 }
+
+/// A connection from `source` (any 127.x address is this machine) to the server.
+async fn connect_from(s: &Server, source: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket
+        .connect(s.base.trim_start_matches("http://").parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// One request on `c` (kept open), its status.
+async fn head_on(c: &mut TcpStream) -> u16 {
+    if c.write_all(b"HEAD /p.jpg HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return 0;
+    }
+    let mut buf = vec![0u8; 4096];
+    match tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => parse_response(&buf[..n]).0,
+        _ => 0,
+    }
+}
+
+/// Issue 14, item 7: 40 sockets from one address, each sending a cheap
+/// request now and then, kept every other client on `503 Too Many
+/// Connections` with `max_connections = 40`. Now one address holds at most
+/// `max_connections_per_ip`; its next one is refused and the others (the
+/// legitimate client, a trusted proxy speaking for many) still get in.
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let s = server(
+        "[server]\nmax_connections = 40\nmax_connections_per_ip = 10\ntrusted_proxies = [\"127.0.0.3\"]\n",
+    );
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..40 {
+        let mut c = connect_from(&s, "127.0.0.2").await;
+        match head_on(&mut c).await {
+            200 => held.push(c),
+            _ => refused += 1,
+        }
+    }
+    assert_eq!((held.len(), refused), (10, 30));
+    // The attacker keeps its ten busy; a legitimate client still gets in.
+    for c in held.iter_mut() {
+        assert_eq!(head_on(c).await, 200);
+    }
+    assert_eq!(s.get("/p.jpg?w=32").await.status(), 200);
+    // A trusted proxy is not one client: 15 connections from it are fine.
+    let mut proxy = Vec::new();
+    for _ in 0..15 {
+        let mut c = connect_from(&s, "127.0.0.3").await;
+        assert_eq!(head_on(&mut c).await, 200);
+        proxy.push(c);
+    }
+    assert_eq!(
+        s.metric("mediaedge_connections_refused_total", &[("cap", "per_ip")])
+            .await,
+        30.0
+    );
+}

@@ -228,3 +228,70 @@ async fn hits_are_answered_while_the_pool_and_queue_are_full() {
     statuses.sort();
     assert_eq!(statuses, [200, 200, 503]);
 }
+
+/// Issue 14, item 7: transforms cost CPU, and one client may start at most
+/// `miss_rate_per_ip` a second (after a burst of `miss_burst_per_ip`); past
+/// that it gets 429 with Retry-After while hits and other clients are
+/// served. Behind `trusted_proxies` the client is the X-Forwarded-For
+/// address; from anyone else that header is ignored.
+#[tokio::test]
+async fn one_address_cannot_take_every_transform() {
+    let s = Server::builder()
+        .config(
+            "[server]\ntrusted_proxies = [\"127.0.0.3\"]\n[transform]\nmiss_rate_per_ip = 1\nmiss_burst_per_ip = 3\nrefusal_delay_ms = 0\n",
+        )
+        .start();
+    s.put_corpus(PHOTO, "p.jpg");
+    let from = |source: &str| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .local_address(source.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let get = |client: &reqwest::Client, w: u32, xff: Option<&str>| {
+        let mut req = client.get(s.url(&format!("/p.jpg?w={w}")));
+        if let Some(x) = xff {
+            req = req.header("x-forwarded-for", x);
+        }
+        req.send()
+    };
+    let attacker = from("127.0.0.2");
+    for w in 10..13 {
+        assert_eq!(
+            get(&attacker, w, None).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    let res = get(&attacker, 13, None).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert!(res.text().await.unwrap().starts_with("Too Many Requests"));
+    // Its hits are still served; so is another client's miss.
+    assert_eq!(
+        get(&attacker, 10, None).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&from("127.0.0.4"), 20, None).await.unwrap().status(),
+        StatusCode::OK
+    );
+    // A forged X-Forwarded-For from a non-proxy changes nothing.
+    let res = get(&attacker, 14, Some("198.51.100.99")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Through the trusted proxy each forwarded address has its own budget.
+    let proxy = from("127.0.0.3");
+    for w in 30..33 {
+        let res = get(&proxy, w, Some("198.51.100.7")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let res = get(&proxy, 33, Some("198.51.100.7")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let res = get(&proxy, 34, Some("198.51.100.8")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        s.metric("mediaedge_transforms_total", &[("outcome", "rate_limited")])
+            .await,
+        3.0
+    );
+}

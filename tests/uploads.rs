@@ -767,3 +767,69 @@ async fn cli_presign_prints_a_working_url() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(s.get("/cli/a.png").await.status(), StatusCode::OK);
 }
+
+/// Issue 14, item 15: without `upload.base_url`, presigned URLs are built
+/// from the request. `X-Forwarded-Proto` / `X-Forwarded-Host` are believed
+/// only from `server.trusted_proxies` (from anyone else they would let a
+/// caller choose where a phone sends its photo); the server warns at start
+/// that the URLs come from request headers.
+#[tokio::test]
+async fn presigned_urls_follow_only_a_trusted_proxy() {
+    let s = server("[server]\ntrusted_proxies = [\"127.0.0.3\"]\n");
+    let presign_from = |source: &str| {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .local_address(source.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        client
+            .post(s.url("/_/uploads"))
+            .bearer_auth(ADMIN)
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "media.example.com")
+            .json(&json!({"key": "a.jpg"}))
+            .send()
+    };
+    let via_proxy: Value = presign_from("127.0.0.3")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        via_proxy["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://media.example.com/_/uploads/a.jpg?"),
+        "{via_proxy}"
+    );
+    let direct: Value = presign_from("127.0.0.2")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let host = s.base.trim_start_matches("http://");
+    assert!(
+        direct["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("http://{host}/_/uploads/a.jpg?")),
+        "{direct}"
+    );
+    assert!(
+        s.stderr_lines()
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("upload.base_url")),
+        "{:?}",
+        s.stderr_lines()
+    );
+    // With upload.base_url set there is nothing to warn about.
+    let s = server("[upload]\nbase_url = \"https://media.example.com\"\n");
+    presign(&s, json!({})).await;
+    assert!(
+        !s.stderr_lines()
+            .iter()
+            .any(|l| l.contains("upload.base_url"))
+    );
+}

@@ -57,6 +57,9 @@ pub struct RawServer {
     pub max_header_bytes: u64,
     pub max_url_bytes: u64,
     pub max_connections: u64,
+    pub max_connections_per_ip: u64,
+    /// Proxies whose X-Forwarded-* headers are believed.
+    pub trusted_proxies: Vec<String>,
     /// A second listener serving only metrics, the status page and health
     /// without the admin key (for a private interface, where Prometheus
     /// scrapes); unset = none. `status_listen` is its earlier name.
@@ -74,6 +77,8 @@ impl Default for RawServer {
             max_header_bytes: 16 << 10,
             max_url_bytes: 8 << 10,
             max_connections: 1000,
+            max_connections_per_ip: 100,
+            trusted_proxies: Vec::new(),
             metrics_listen: None,
         }
     }
@@ -148,6 +153,8 @@ pub struct RawTransform {
     pub timeout_secs: f64,
     pub refusal_delay_ms: u64,
     pub memory_mb: u64,
+    pub miss_rate_per_ip: u64,
+    pub miss_burst_per_ip: u64,
 }
 
 impl Default for RawTransform {
@@ -165,6 +172,8 @@ impl Default for RawTransform {
             timeout_secs: 30.0,
             refusal_delay_ms: 100,
             memory_mb: 512,
+            miss_rate_per_ip: 10,
+            miss_burst_per_ip: 100,
         }
     }
 }
@@ -202,6 +211,11 @@ pub struct ServerConfig {
     pub max_url_bytes: usize,
     /// Open connections; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64); trusted
+    /// proxies are not counted.
+    pub max_connections_per_ip: usize,
+    /// Whose X-Forwarded-For/-Proto/-Host are believed.
+    pub trusted_proxies: crate::client::TrustedProxies,
     /// Where `/_/metrics` and `/_/status` are served without the admin key, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -276,6 +290,10 @@ pub struct TransformConfig {
     pub refusal_delay: Duration,
     /// Memory all running transforms may hold together (see `transform::job`).
     pub memory_bytes: u64,
+    /// Transforms one client address may start a second (0: no limit), and
+    /// how many it may start at once before that rate applies.
+    pub miss_rate_per_ip: u32,
+    pub miss_burst_per_ip: u32,
 }
 
 /// For unit tests of modules that take a transform config.
@@ -422,6 +440,14 @@ fn validate_server(raw: &RawServer) -> Result<ServerConfig, ConfigError> {
         max_url_bytes: in_range("server.max_url_bytes", raw.max_url_bytes, 256, 1 << 20)? as usize,
         max_connections: in_range("server.max_connections", raw.max_connections, 1, 1_000_000)?
             as usize,
+        max_connections_per_ip: in_range(
+            "server.max_connections_per_ip",
+            raw.max_connections_per_ip,
+            1,
+            1_000_000,
+        )? as usize,
+        trusted_proxies: crate::client::TrustedProxies::parse(&raw.trusted_proxies)
+            .map_err(|m| ConfigError::key("server.trusted_proxies", m))?,
     })
 }
 
@@ -599,6 +625,18 @@ fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, ConfigError
             10_000,
         )?),
         memory_bytes: in_range("transform.memory_mb", raw.memory_mb, 16, 1 << 20)? << 20,
+        miss_rate_per_ip: in_range(
+            "transform.miss_rate_per_ip",
+            raw.miss_rate_per_ip,
+            0,
+            100_000,
+        )? as u32,
+        miss_burst_per_ip: in_range(
+            "transform.miss_burst_per_ip",
+            raw.miss_burst_per_ip,
+            1,
+            1_000_000,
+        )? as u32,
     })
 }
 
@@ -837,6 +875,18 @@ mod tests {
                 "transform.refusal_delay_ms",
             ),
             ("[transform]\nmemory_mb = 1\n", "transform.memory_mb"),
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/40\"]\n",
+                "server.trusted_proxies",
+            ),
+            (
+                "[server]\nmax_connections_per_ip = 0\n",
+                "server.max_connections_per_ip",
+            ),
+            (
+                "[transform]\nmiss_burst_per_ip = 0\n",
+                "transform.miss_burst_per_ip",
+            ),
             (
                 "[transform]\nallowed_formats = [\"gif\"]\n",
                 "transform.allowed_formats",

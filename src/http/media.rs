@@ -5,11 +5,12 @@
 //! → derivative or original → conditional and range answers (304, 412,
 //! 206, 416) → headers with the route's `Cache-Control`.
 
+use std::net::IpAddr;
 use std::ops::Range;
 use std::time::SystemTime;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use super::conditional::{self, Outcome, Validators};
 use super::{AppState, RequestInfo};
 use crate::cache::CacheStatus;
+use crate::client::Peer;
 use crate::error::Error;
 use crate::header_values::HeaderValues;
 use crate::key::ObjectKey;
@@ -30,6 +32,7 @@ const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 pub async fn serve(
     State(app): State<AppState>,
+    peer: Option<Extension<Peer>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -38,7 +41,8 @@ pub async fn serve(
         route: "media",
         ..Default::default()
     };
-    let mut res = match respond(&app, &method, &uri, &headers, &mut info).await {
+    let client = peer.map(|Extension(Peer(addr))| addr.ip());
+    let mut res = match respond(&app, client, &method, &uri, &headers, &mut info).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
     };
@@ -48,6 +52,7 @@ pub async fn serve(
 
 async fn respond(
     app: &AppState,
+    peer: Option<IpAddr>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -81,7 +86,18 @@ async fn respond(
     loop {
         let result = match &variant {
             None => original(app, method, headers, &key, cache_control, info).await,
-            Some(v) => derivative(app, method, headers, &key, v, cache_control, info).await,
+            Some(v) => {
+                // Whom a transform is charged to (behind a trusted proxy,
+                // the address it forwards for).
+                let client = peer.map(|p| app.config.server.trusted_proxies.client_ip(p, headers));
+                let request = DerivativeRequest {
+                    key: &key,
+                    variant: v,
+                    client,
+                    cache_control,
+                };
+                derivative(app, method, headers, &request, info).await
+            }
         };
         match result {
             Err(Error::Store(StoreError::Changed)) if !retried => {
@@ -130,17 +146,29 @@ async fn original(
     Ok(rep.answer(range, body, status))
 }
 
+/// What a derivative request asks for, besides the request itself.
+struct DerivativeRequest<'a> {
+    key: &'a ObjectKey,
+    variant: &'a Variant,
+    client: Option<IpAddr>,
+    cache_control: &'a HeaderValue,
+}
+
 async fn derivative(
     app: &AppState,
     method: &Method,
     headers: &HeaderMap,
-    key: &ObjectKey,
-    variant: &Variant,
-    cache_control: &HeaderValue,
+    request: &DerivativeRequest<'_>,
     info: &mut RequestInfo,
 ) -> Result<Response, Error> {
+    let DerivativeRequest {
+        key,
+        variant,
+        client,
+        cache_control,
+    } = *request;
     let (meta, meta_status) = app.pipeline.meta(key).await?;
-    let (d, status) = app.pipeline.derivative(key, &meta, variant).await?;
+    let (d, status) = app.pipeline.derivative(key, &meta, variant, client).await?;
     let status = status.or_stale(meta_status);
     info.cache = Some(status);
     let rep = Representation {

@@ -4,12 +4,13 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderValue};
+use axum::http::header::{CONNECTION, CONTENT_LENGTH, HeaderValue};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, json, tagged};
 use crate::auth;
+use crate::client::Peer;
 use crate::error::Error;
 use crate::key::ObjectKey;
 use crate::metrics;
@@ -21,15 +22,18 @@ pub const MAX_JSON_BODY: usize = 64 << 10;
 pub async fn presign(State(app): State<AppState>, req: Request) -> Response {
     let result = async {
         auth::check_admin(req.headers(), app.config.secrets.admin_key.as_deref())?;
-        let host = req
-            .headers()
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned);
+        let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
+        let (scheme, host) = app
+            .config
+            .server
+            .trusted_proxies
+            .origin(peer, req.headers());
         let body: PresignRequest = read_json(req.into_body()).await?;
-        let base = app
-            .uploads
-            .base_url(host.as_deref(), &app.config.server.listen.to_string());
+        let base = app.uploads.base_url(
+            scheme,
+            host.as_deref(),
+            &app.config.server.listen.to_string(),
+        );
         Ok::<_, Error>(app.uploads.presign(body, &base)?)
     }
     .await;

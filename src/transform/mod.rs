@@ -64,6 +64,10 @@ pub enum TransformError {
     /// The transform ran past its deadline (503).
     #[error("transform timed out, retry shortly")]
     TimedOut,
+    /// This client started more transforms than `transform.miss_rate_per_ip`
+    /// allows (429); a new one is allowed after the given seconds.
+    #[error("Too Many Requests: too many new transforms from this address, retry in {0} s")]
+    RateLimited(u64),
     /// Our fault (500).
     #[error("internal transform error: {0}")]
     Internal(String),

@@ -95,12 +95,24 @@ impl SourceInfo {
             Codec::Gif => (4, 1, self.pixels() * 4 * 2),
         };
         let decoded = dw * dh * channels * depth;
+        // fast_image_resize premultiplies alpha into a copy of the source,
+        // and keeps one pass's result (output width × source height).
         let premultiplied = if channels == 4 { decoded } else { 0 };
         let (ow, oh) = (plan.resize_to.0 as u64, plan.resize_to.1 as u64);
         let rows = ow * dh * channels * depth;
-        let output = ow * oh * (channels * depth + 4 * 4);
-        let encoder = ow * oh * if format == OutputFormat::Avif { 24 } else { 8 };
-        decoded + codec + premultiplied + rows + output + encoder
+        // The resized image at the source's depth, then at most two 8-bit
+        // copies alive at once (orientation, colour, channel changes).
+        let output = ow * oh * channels * (depth + 2);
+        // Encoders' own buffers, per output pixel: rav1e's frames and
+        // tiles, libwebp's YUV planes and analysis, PNG's filtered rows and
+        // deflate output, libjpeg's output.
+        let per_pixel = match format {
+            OutputFormat::Avif => 12,
+            OutputFormat::Webp => 4,
+            OutputFormat::Png | OutputFormat::JpegOrPng => 2,
+            OutputFormat::Jpeg => 1,
+        };
+        decoded + codec + premultiplied + rows + output + ow * oh * per_pixel
     }
 }
 

@@ -74,9 +74,11 @@ impl UploadError {
             UploadError::BadRequest(_) => "bad_request",
             UploadError::TooLarge(_) => "too_large",
             UploadError::Unsupported(_) => "unsupported",
-            UploadError::Image(TransformError::Overloaded | TransformError::TimedOut) => {
-                "overloaded"
-            }
+            UploadError::Image(
+                TransformError::Overloaded
+                | TransformError::TimedOut
+                | TransformError::RateLimited(_),
+            ) => "overloaded",
             UploadError::Image(_) => "undecodable",
             UploadError::Timeout => "timeout",
             UploadError::Incomplete(_) => "incomplete",
@@ -145,11 +147,13 @@ impl Uploads {
         }
     }
 
-    /// Where presigned URLs point: `upload.base_url`, else the request's host.
-    pub fn base_url(&self, host: Option<&str>, fallback: &str) -> String {
+    /// Where presigned URLs point: `upload.base_url`, else the scheme and
+    /// host the request came to (from a trusted proxy's X-Forwarded-Proto and
+    /// X-Forwarded-Host, else `Host` over plain HTTP), else `fallback`.
+    pub fn base_url(&self, scheme: &str, host: Option<&str>, fallback: &str) -> String {
         match (&self.cfg.base_url, host) {
             (Some(base), _) => base.clone(),
-            (None, Some(h)) => format!("http://{h}"),
+            (None, Some(h)) => format!("{scheme}://{h}"),
             (None, None) => format!("http://{fallback}"),
         }
     }
@@ -307,7 +311,7 @@ impl Uploads {
         tokio::spawn(async move {
             for preset in presets.iter() {
                 for variant in &preset.variants {
-                    let outcome = match pipeline.derivative(&key, &meta, variant).await {
+                    let outcome = match pipeline.derivative(&key, &meta, variant, None).await {
                         Ok(_) => "ok",
                         Err(e) => {
                             tracing::warn!(key = key.as_str(), preset = preset.name, error = %e, "preset not made");
