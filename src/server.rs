@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use axum::http::Request;
 use axum::response::Response;
+use futures_util::TryFutureExt;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -199,18 +201,20 @@ impl Acceptor {
             };
             let _ = stream.set_nodelay(true);
             let activity = Arc::new(Activity::default());
-            let (start, end) = (activity.clone(), activity.clone());
-            let service = app
-                .clone()
-                .map_request(move |mut req: Request<hyper::body::Incoming>| {
-                    start.started();
+            let requests = activity.clone();
+            // Each request counts from the call until its response body is
+            // sent or dropped (connection.rs: the deadlines depend on it),
+            // and carries its peer address (per-client limits, client.rs).
+            let service = ServiceExt::<Request<Incoming>>::map_future(
+                app.clone().map_request(move |mut req: Request<Incoming>| {
                     req.extensions_mut().insert(Peer(peer));
                     req
-                })
-                .map_response(move |res: Response| {
-                    end.answered();
-                    res
-                });
+                }),
+                move |answer| {
+                    let request = requests.start();
+                    answer.map_ok(move |res: Response| request.answered(res))
+                },
+            );
             let io = TimedIo::new(
                 stream,
                 activity,
