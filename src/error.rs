@@ -52,7 +52,7 @@ impl Error {
                 }
             },
             Error::Upload(e) => match e {
-                UploadError::Signature(_) => StatusCode::FORBIDDEN,
+                UploadError::Signature(_) | UploadError::Used => StatusCode::FORBIDDEN,
                 UploadError::Disabled => StatusCode::SERVICE_UNAVAILABLE,
                 UploadError::BadRequest(_) | UploadError::Incomplete(_) => StatusCode::BAD_REQUEST,
                 UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -80,6 +80,7 @@ impl Error {
                 StoreError::NotFound => StatusCode::NOT_FOUND,
                 StoreError::TooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 StoreError::Changed => StatusCode::SERVICE_UNAVAILABLE,
+                StoreError::Exists => StatusCode::PRECONDITION_FAILED,
                 StoreError::Unavailable(_) => StatusCode::BAD_GATEWAY,
                 StoreError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             },

@@ -140,6 +140,12 @@ enum Command {
         /// Base URL printed before the path.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         base_url: String,
+        /// The URL may publish any number of times until it expires (default: once).
+        #[arg(long)]
+        reusable: bool,
+        /// Publish only if the key does not exist yet.
+        #[arg(long)]
+        if_absent: bool,
         /// Config file, for upload.max_bytes and upload.expiry_secs.
         #[arg(long, env = "MEDIAEDGE_CONFIG")]
         config: Option<PathBuf>,
@@ -212,6 +218,8 @@ fn main() -> ExitCode {
             max_bytes,
             expires,
             base_url,
+            reusable,
+            if_absent,
             config,
         } => {
             let raw = match config.as_deref().map(RawConfig::from_file).transpose() {
@@ -233,6 +241,8 @@ fn main() -> ExitCode {
                 content_type,
                 max_bytes,
                 expires_in: expires.map(|d| d.as_secs()),
+                reusable: Some(reusable),
+                if_absent: Some(if_absent),
             };
             let signer = mediaedge::auth::signed::UrlSigner::new(secret);
             let now = mediaedge::auth::unix_now();

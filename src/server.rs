@@ -70,6 +70,9 @@ pub async fn build_state(
         t.clone(),
         config.presets.clone(),
     );
+    if config.secrets.signing_secret.is_some() {
+        uploads.sweep_used_grants();
+    }
     Ok(AppState::new(App {
         config: Arc::new(config),
         pipeline,

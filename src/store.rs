@@ -18,7 +18,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart,
+    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, RetryConfig,
+    WriteMultipart,
 };
 
 use crate::config::{Backend, StorageConfig};
@@ -37,6 +38,9 @@ pub enum StoreError {
     /// The object changed between the metadata and the body read.
     #[error("object changed while being read, retry")]
     Changed,
+    /// A create-only write found the object there already (412).
+    #[error("Precondition Failed: the key already exists")]
+    Exists,
     #[error("storage unavailable")]
     Unavailable(String),
     #[error("storage timed out")]
@@ -65,6 +69,9 @@ const STAGING_DIR: &str = "_/uploads";
 
 /// Where `cache.shared` keeps derivatives in the store (reserved: unreadable as media).
 const SHARED_PREFIX: &str = "_/derivatives/";
+
+/// Small records nodes share through the store (used upload URLs…).
+pub const RECORDS_PREFIX: &str = "_/";
 
 /// Uploads to S3 go in parts of this size (S3's minimum is 5 MiB), two in
 /// flight, so a 25 MB upload holds at most ~10 MB in memory.
@@ -163,21 +170,40 @@ impl Store {
     }
 
     /// Makes a complete, validated staged file the object `key`, atomically:
-    /// readers see the old object or the new one, never a part.
+    /// readers see the old object or the new one, never a part. With
+    /// `create_only`, an existing object is left as it is (`Exists`).
     pub async fn publish(
         &self,
         key: &ObjectKey,
         staged: tempfile::TempPath,
+        create_only: bool,
     ) -> Result<(), StoreError> {
         let result = match &self.staging {
-            Staging::Local { root } => publish_local(root.join(key.as_str()), staged).await,
-            Staging::Remote { .. } => self.publish_remote(key, &staged).await,
+            Staging::Local { root } => {
+                publish_local(root.join(key.as_str()), staged, create_only).await
+            }
+            Staging::Remote { .. } => self.publish_remote(key, &staged, create_only).await,
         };
-        metrics::store_request("put", if result.is_ok() { "ok" } else { "error" });
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(StoreError::Exists) => "exists",
+            Err(_) => "error",
+        };
+        metrics::store_request("put", outcome);
         result
     }
 
-    async fn publish_remote(&self, key: &ObjectKey, staged: &Path) -> Result<(), StoreError> {
+    /// One `PUT` (create-only: `If-None-Match: *`, which AWS S3, MinIO, R2
+    /// and Ceph honour), or a multipart upload for large files. A multipart
+    /// upload cannot be made create-only through object_store, so there a
+    /// `HEAD` just before is the check: two create-only uploads of the same
+    /// large file racing each other could both pass it.
+    async fn publish_remote(
+        &self,
+        key: &ObjectKey,
+        staged: &Path,
+        create_only: bool,
+    ) -> Result<(), StoreError> {
         use tokio::io::AsyncReadExt as _;
         let io = |e: std::io::Error| StoreError::Unavailable(e.to_string());
         let mut file = tokio::fs::File::open(staged).await.map_err(io)?;
@@ -185,8 +211,22 @@ impl Store {
         if len <= PART_SIZE as u64 {
             let mut buf = Vec::with_capacity(len as usize);
             file.read_to_end(&mut buf).await.map_err(io)?;
-            let put = self.inner.put(key.store_path(), buf.into());
+            let mode = if create_only {
+                PutMode::Create
+            } else {
+                PutMode::Overwrite
+            };
+            let put = self
+                .inner
+                .put_opts(key.store_path(), buf.into(), mode.into());
             return self.timed("put", put).await.map(|_| ());
+        }
+        if create_only {
+            match self.head(key).await {
+                Ok(_) => return Err(StoreError::Exists),
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
         }
         let upload = self
             .timed("put", self.inner.put_multipart(key.store_path()))
@@ -335,6 +375,71 @@ impl Store {
         }
     }
 
+    /// Writes a small record under the reserved prefix only if none is there
+    /// (a create-only `PUT`; on S3 `If-None-Match: *`): `Ok(false)` when one
+    /// was. Several nodes agree through this alone.
+    pub async fn create_record(&self, path: &str, body: Bytes) -> Result<bool, StoreError> {
+        let path = record_path(path)?;
+        let put = self
+            .inner
+            .put_opts(&path, body.into(), PutMode::Create.into());
+        match self.timed("put_record", put).await {
+            Ok(_) => {
+                metrics::store_request("put_record", "ok");
+                Ok(true)
+            }
+            Err(StoreError::Exists) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the record `path` exists.
+    pub async fn has_record(&self, path: &str) -> Result<bool, StoreError> {
+        let path = record_path(path)?;
+        match self.timed("head_record", self.inner.head(&path)).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn delete_record(&self, path: &str) -> Result<(), StoreError> {
+        let path = record_path(path)?;
+        match self.timed("delete_record", self.inner.delete(&path)).await {
+            Ok(()) | Err(StoreError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the records under `prefix` whose name `expired` says are
+    /// done with; how many.
+    pub async fn sweep_records(&self, prefix: &str, expired: impl Fn(&str) -> bool) -> u64 {
+        let Ok(prefix) = record_path(prefix) else {
+            return 0;
+        };
+        let Ok(listed) = self
+            .timed(
+                "list_records",
+                self.inner.list(Some(&prefix)).try_collect::<Vec<_>>(),
+            )
+            .await
+        else {
+            return 0;
+        };
+        let mut deleted = 0;
+        for meta in listed {
+            if meta.location.filename().is_some_and(&expired)
+                && self
+                    .timed("delete_record", self.inner.delete(&meta.location))
+                    .await
+                    .is_ok()
+            {
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+
     /// Removes every shared derivative of `key` (any ETag); how many.
     pub async fn delete_shared(&self, key: &ObjectKey) -> u64 {
         let Ok(prefix) =
@@ -447,20 +552,45 @@ impl Store {
     }
 }
 
-/// fsync the staged file, rename it over the destination, fsync the directory.
-async fn publish_local(dest: PathBuf, staged: tempfile::TempPath) -> Result<(), StoreError> {
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+/// A record's place in the store: always under the reserved prefix, which
+/// no request can read as media.
+fn record_path(path: &str) -> Result<object_store::path::Path, StoreError> {
+    if !path.starts_with(RECORDS_PREFIX) {
+        return Err(StoreError::Unavailable(format!(
+            "not a record path: {path}"
+        )));
+    }
+    object_store::path::Path::parse(path).map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+/// fsync the staged file, rename it over the destination (create-only: a
+/// link, which fails if the name exists), fsync the directory.
+async fn publish_local(
+    dest: PathBuf,
+    staged: tempfile::TempPath,
+    create_only: bool,
+) -> Result<(), StoreError> {
+    let published = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         std::fs::File::open(&staged)?.sync_all()?;
         let parent = dest.parent().unwrap_or(Path::new(".")).to_path_buf();
         std::fs::create_dir_all(&parent)?;
         // On failure the TempPath is dropped, which deletes the staged file.
-        staged.persist(&dest).map_err(|e| e.error)?;
+        if create_only {
+            staged.persist_noclobber(&dest).map_err(|e| e.error)?;
+        } else {
+            staged.persist(&dest).map_err(|e| e.error)?;
+        }
         std::fs::File::open(&parent)?.sync_all()
     })
     .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r.map_err(|e| e.to_string()))
-    .map_err(|e| {
+    .map_err(|e| std::io::Error::other(e.to_string()))
+    .and_then(|r| r);
+    if let Err(e) = &published
+        && e.kind() == std::io::ErrorKind::AlreadyExists
+    {
+        return Err(StoreError::Exists);
+    }
+    published.map_err(|e| e.to_string()).map_err(|e| {
         // The answer says only "storage unavailable"; the operator needs why
         // (a full disk, a missing directory).
         tracing::warn!(error = %e, "publishing an upload failed");
@@ -485,6 +615,7 @@ fn classify(op: &'static str, e: object_store::Error) -> StoreError {
             StoreError::NotFound
         }
         object_store::Error::Precondition { .. } => StoreError::Changed,
+        object_store::Error::AlreadyExists { .. } => StoreError::Exists,
         // The HTTP client's own timeout (S3): a slow store, not a broken one.
         other if is_timeout(&other) => StoreError::Timeout,
         // A directory, or a name the filesystem cannot hold, is not an object.
@@ -505,6 +636,7 @@ fn classify(op: &'static str, e: object_store::Error) -> StoreError {
     let result = match &err {
         StoreError::NotFound => "not_found",
         StoreError::Changed => "changed",
+        StoreError::Exists => "exists",
         StoreError::Timeout => "timeout",
         _ => "error",
     };

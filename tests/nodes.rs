@@ -374,3 +374,38 @@ async fn transient_store_errors_are_retried() {
     // HEAD, sniff and GET each failed once and were retried.
     assert_eq!(seen.load(Ordering::SeqCst), 6);
 }
+
+/// Issue 14, item 8: the record of used upload URLs is in the store, so a
+/// URL used through one node is refused by every other (a create-only
+/// record: two nodes racing with one URL cannot both publish).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_upload_url_is_refused_by_every_node() {
+    for kind in [Kind::Moto, Kind::S3sFs] {
+        let s3 = S3Server::start(kind);
+        let (a, b) = (node(&s3, ""), node(&s3, ""));
+        let presigned: serde_json::Value = a
+            .client
+            .post(a.url("/_/uploads"))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"key": "shared/once.jpg"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = presigned["url"].as_str().unwrap();
+        let path = &url[url.find("/_/uploads/").unwrap()..];
+        let photo = corpus_bytes(PHOTO);
+        let res = a
+            .client
+            .put(a.url(path))
+            .body(photo.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED, "{kind:?}");
+        let res = b.client.put(b.url(path)).body(photo).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{kind:?}");
+    }
+}

@@ -142,6 +142,7 @@ async fn video_upload_and_classes() {
     assert_eq!(up["content_type"], "video/mp4");
     assert!(up.get("width").is_none());
     // The class is bound: a photo cannot go to a video URL, nor a video to an image URL.
+    let p = presign(&s, json!({"content_type": "video/mp4"})).await;
     let (status, _) = put(&s, p["url"].as_str().unwrap(), corpus_bytes(PHOTO)).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let img = presign(&s, json!({"content_type": "image/*"})).await;
@@ -488,7 +489,8 @@ async fn readers_never_see_a_partial_overwrite() {
     let s = std::sync::Arc::new(server(""));
     let a = corpus_bytes(PHOTO);
     let b = corpus_bytes("progressive_2560x1600.jpg");
-    let p = presign(&s, json!({"key": "flip.jpg"})).await;
+    // One reusable URL for every overwrite.
+    let p = presign(&s, json!({"key": "flip.jpg", "reusable": true})).await;
     let url = p["url"].as_str().unwrap().to_owned();
     assert_eq!(put(&s, &url, a.clone()).await.0, StatusCode::CREATED);
 
@@ -609,7 +611,10 @@ async fn overwrite_purges_cached_derivatives() {
         s.get("/o.jpg?w=200&fmt=png").await.headers()["x-cache"],
         "HIT"
     );
-    // A square image replaces it: the next request is a miss with the new shape.
+    // A square image replaces it (a new URL for the same key): the next
+    // request is a miss with the new shape.
+    let p = presign(&s, json!({"key": "o.jpg"})).await;
+    let url = p["url"].as_str().unwrap();
     assert_eq!(
         put(&s, url, corpus_bytes("rgba_1200x1200.png")).await.0,
         StatusCode::CREATED
@@ -831,5 +836,54 @@ async fn presigned_urls_follow_only_a_trusted_proxy() {
         !s.stderr_lines()
             .iter()
             .any(|l| l.contains("upload.base_url"))
+    );
+}
+
+/// Issue 14, item 8: a presigned URL publishes once. A replay is 403 and
+/// changes nothing; an attempt refused for its content does not use the URL
+/// up (a phone on a bad network retries); `reusable` opts out; `if_absent`
+/// makes a create-only grant (412 when the key exists).
+#[tokio::test]
+async fn presigned_urls_publish_once() {
+    let s = server("");
+    let photo = corpus_bytes(PHOTO);
+    let p = presign(&s, json!({"key": "once.jpg"})).await;
+    let url = p["url"].as_str().unwrap();
+    // Refused content first: the URL is still good afterwards.
+    let (status, _) = put(&s, url, b"<!DOCTYPE html><html></html>".to_vec()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, body) = put(&s, url, photo.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let etag = s.get("/once.jpg").await.headers()["etag"].clone();
+    let (status, body) = put(&s, url, corpus_bytes("gray_2560x1600.jpg")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body,
+        "Forbidden: this upload URL has been used; ask for a new one."
+    );
+    assert_eq!(s.get("/once.jpg").await.headers()["etag"], etag);
+    // A new presign for the same key is a new grant.
+    let again = presign(&s, json!({"key": "once.jpg"})).await;
+    assert_ne!(again["url"], p["url"]);
+    let (status, _) = put(&s, again["url"].as_str().unwrap(), photo.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Reusable: any number of publishes until it expires.
+    let r = presign(&s, json!({"key": "many.jpg", "reusable": true})).await;
+    for _ in 0..3 {
+        let (status, _) = put(&s, r["url"].as_str().unwrap(), photo.clone()).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    // Create-only: refused while the key exists, before the body is read.
+    let c = presign(&s, json!({"key": "once.jpg", "if_absent": true})).await;
+    let (status, body) = put(&s, c["url"].as_str().unwrap(), photo.clone()).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(body, "Precondition Failed: the key already exists");
+    let c = presign(&s, json!({"key": "fresh.jpg", "if_absent": true})).await;
+    let (status, _) = put(&s, c["url"].as_str().unwrap(), photo.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        s.metric("mediaedge_uploads_total", &[("outcome", "used")])
+            .await,
+        1.0
     );
 }

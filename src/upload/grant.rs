@@ -6,9 +6,14 @@
 //! PUT\n/<key>\n<exp>\n<max_bytes>\n<type>
 //! ```
 //!
-//! where `type` is the content-type class (`image`, `video` or `any`). The
-//! leading `PUT\n` keeps it apart from signed GET URLs (`/<key>?...`), so
-//! neither kind of signature can stand in for the other.
+//! where `type` is the content-type class (`image`, `video` or `any`),
+//! followed by `\nreusable` and/or `\nif_absent` when the grant has those
+//! terms (the URL then carries `reusable=1` / `if_absent=1`), and by
+//! `\nn=<nonce>`: 128 random bits per presign, so two URLs for one key
+//! issued in the same second are two grants, each with its own use. Without
+//! `reusable` a URL may publish once (see `once.rs`). The leading `PUT\n`
+//! keeps it apart from signed GET URLs (`/<key>?...`, `v2\n...`), so neither
+//! kind of signature can stand in for the other.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -105,27 +110,51 @@ pub struct Grant {
     pub exp: u64,
     pub max_bytes: u64,
     pub class: UploadClass,
+    /// May publish any number of times until it expires (else once).
+    pub reusable: bool,
+    /// Publishes only if the key does not exist yet.
+    pub if_absent: bool,
+    /// Makes each presigned URL a grant of its own (empty on URLs made
+    /// before nonces existed).
+    pub nonce: String,
 }
 
 impl Grant {
-    fn canonical(&self) -> String {
-        format!(
+    /// The signed string; also what names the grant in the used-grant record.
+    pub fn canonical(&self) -> String {
+        let mut s = format!(
             "PUT\n/{}\n{}\n{}\n{}",
             self.key.as_str(),
             self.exp,
             self.max_bytes,
             self.class.as_str()
-        )
+        );
+        if self.reusable {
+            s.push_str("\nreusable");
+        }
+        if self.if_absent {
+            s.push_str("\nif_absent");
+        }
+        if !self.nonce.is_empty() {
+            s.push_str("\nn=");
+            s.push_str(&self.nonce);
+        }
+        s
     }
 
-    /// `/_/uploads/<key>?exp=&max_bytes=&type=&sig=` (to put after a base URL).
+    /// `/_/uploads/<key>?exp=&max_bytes=&type=[&reusable=1][&if_absent=1]&n=&sig=`
+    /// (to put after a base URL).
     pub fn path_and_query(&self, signer: &UrlSigner) -> String {
         format!(
-            "/_/uploads/{}?exp={}&max_bytes={}&type={}&sig={}",
+            "/_/uploads/{}?exp={}&max_bytes={}&type={}{}{}{}{}&sig={}",
             self.key.url_path(),
             self.exp,
             self.max_bytes,
             self.class.as_str(),
+            if self.reusable { "&reusable=1" } else { "" },
+            if self.if_absent { "&if_absent=1" } else { "" },
+            if self.nonce.is_empty() { "" } else { "&n=" },
+            self.nonce,
             signer.sign(&self.canonical())
         )
     }
@@ -137,16 +166,53 @@ impl Grant {
         signer: &UrlSigner,
         now: u64,
     ) -> Result<Self, SignatureFault> {
-        let fields = named_params(query, &["exp", "max_bytes", "type", "sig"])
-            .map_err(|_| SignatureFault::Invalid)?;
-        let [Some(exp), Some(max), Some(class), Some(sig)] = fields else {
+        let fields = named_params(
+            query,
+            &[
+                "exp",
+                "max_bytes",
+                "type",
+                "sig",
+                "reusable",
+                "if_absent",
+                "n",
+            ],
+        )
+        .map_err(|_| SignatureFault::Invalid)?;
+        let [
+            Some(exp),
+            Some(max),
+            Some(class),
+            Some(sig),
+            reusable,
+            if_absent,
+            nonce,
+        ] = fields
+        else {
             return Err(SignatureFault::Missing);
+        };
+        let nonce = nonce.map(|n| n.into_owned()).unwrap_or_default();
+        if nonce.len() > 64
+            || !nonce
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(SignatureFault::Invalid);
+        }
+        // A term is on only as `=1`; any other value is no signature of ours.
+        let flag = |v: Option<std::borrow::Cow<'_, str>>| match v.as_deref() {
+            None => Ok(false),
+            Some("1") => Ok(true),
+            Some(_) => Err(SignatureFault::Invalid),
         };
         let grant = Grant {
             key,
             exp: exp.parse().map_err(|_| SignatureFault::Invalid)?,
             max_bytes: max.parse().map_err(|_| SignatureFault::Invalid)?,
             class: UploadClass::parse(&class).ok_or(SignatureFault::Invalid)?,
+            reusable: flag(reusable)?,
+            if_absent: flag(if_absent)?,
+            nonce,
         };
         if !signer.check(&grant.canonical(), &sig) {
             return Err(SignatureFault::Invalid);
@@ -158,12 +224,16 @@ impl Grant {
     }
 }
 
-/// An unguessable key: 128 random bits, base64url (22 characters), with the
-/// extension of the announced type.
-pub fn random_key(ext: Option<&str>) -> Result<ObjectKey, String> {
+/// 128 random bits, base64url (22 characters).
+pub fn random_token() -> Result<String, String> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "no randomness available".to_owned())?;
-    let name = URL_SAFE_NO_PAD.encode(bytes);
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// An unguessable key: a random token with the extension of the announced type.
+pub fn random_key(ext: Option<&str>) -> Result<ObjectKey, String> {
+    let name = random_token()?;
     let key = match ext {
         Some(ext) => format!("{name}.{ext}"),
         None => name,
@@ -185,6 +255,9 @@ mod tests {
             exp: 1000,
             max_bytes: 5000,
             class: UploadClass::Image,
+            reusable: false,
+            if_absent: false,
+            nonce: "abc_DEF-123".into(),
         }
     }
 
@@ -198,7 +271,9 @@ mod tests {
     fn round_trip_and_tampering() {
         let url = grant().path_and_query(&signer());
         assert!(
-            url.starts_with("/_/uploads/u/cat%20one.jpg?exp=1000&max_bytes=5000&type=image&sig="),
+            url.starts_with(
+                "/_/uploads/u/cat%20one.jpg?exp=1000&max_bytes=5000&type=image&n=abc_DEF-123&sig="
+            ),
             "{url}"
         );
         assert_eq!(check(&url, 10), Ok(grant()));
@@ -210,6 +285,9 @@ mod tests {
             url.replace("cat%20one", "dog"),
             format!("{url}&exp=1000"),
             url.replace("type=image", "type=text"),
+            url.replace("n=abc_DEF-123", "n=abc_DEF-124"),
+            url.replace("&n=abc_DEF-123", ""),
+            url.replace("n=abc_DEF-123", "n=a%20b"),
         ] {
             assert_eq!(check(&bad, 10), Err(SignatureFault::Invalid), "{bad}");
         }
@@ -219,9 +297,40 @@ mod tests {
         );
         // A signed GET URL's signature is not an upload signature.
         let get_sig = signer().sign("/u/cat one.jpg?exp=1000");
-        let forged =
-            format!("/_/uploads/u/cat%20one.jpg?exp=1000&max_bytes=5000&type=image&sig={get_sig}");
+        let forged = format!(
+            "/_/uploads/u/cat%20one.jpg?exp=1000&max_bytes=5000&type=image&n=abc_DEF-123&sig={get_sig}"
+        );
         assert_eq!(check(&forged, 10), Err(SignatureFault::Invalid));
+        // The terms are signed: a client cannot make its URL reusable.
+        assert_eq!(
+            check(&format!("{url}&reusable=1"), 10),
+            Err(SignatureFault::Invalid)
+        );
+        assert_eq!(
+            check(&format!("{url}&if_absent=1"), 10),
+            Err(SignatureFault::Invalid)
+        );
+    }
+
+    #[test]
+    fn terms_round_trip() {
+        let g = Grant {
+            reusable: true,
+            if_absent: true,
+            ..grant()
+        };
+        let url = g.path_and_query(&signer());
+        assert!(url.contains("&reusable=1&if_absent=1&n="), "{url}");
+        assert_eq!(check(&url, 10), Ok(g.clone()));
+        assert_eq!(
+            check(&url.replace("&reusable=1", ""), 10),
+            Err(SignatureFault::Invalid)
+        );
+        assert_eq!(
+            check(&url.replace("reusable=1", "reusable=0"), 10),
+            Err(SignatureFault::Invalid)
+        );
+        assert_ne!(g.canonical(), grant().canonical());
     }
 
     #[test]

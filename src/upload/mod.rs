@@ -12,6 +12,7 @@
 //! the background.
 
 pub mod grant;
+pub mod once;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,9 @@ pub enum UploadError {
     /// 403: missing, wrong or expired signature.
     #[error("Forbidden: missing, invalid or expired upload signature.")]
     Signature(SignatureFault),
+    /// 403: a single-use URL that has published already.
+    #[error("Forbidden: this upload URL has been used; ask for a new one.")]
+    Used,
     /// 503: no signing secret configured.
     #[error("uploads are disabled: set MEDIAEDGE_SIGNING_SECRET")]
     Disabled,
@@ -70,6 +74,7 @@ impl UploadError {
     pub fn outcome(&self) -> &'static str {
         match self {
             UploadError::Signature(_) => "forbidden",
+            UploadError::Used => "used",
             UploadError::Disabled => "disabled",
             UploadError::BadRequest(_) => "bad_request",
             UploadError::TooLarge(_) => "too_large",
@@ -96,6 +101,11 @@ pub struct PresignRequest {
     pub max_bytes: Option<u64>,
     /// Seconds the URL stays valid (default `upload.expiry_secs`).
     pub expires_in: Option<u64>,
+    /// The URL may publish any number of times until it expires (default:
+    /// once; a refused or cut-off attempt does not count).
+    pub reusable: Option<bool>,
+    /// Publish only if the key does not exist yet (412 otherwise).
+    pub if_absent: Option<bool>,
 }
 
 /// `POST /_/uploads` answer (201).
@@ -181,13 +191,30 @@ impl Uploads {
             return Err(UploadError::TooLarge(limit));
         }
         let store = self.pipeline.store();
+        // Refused before a byte of the body is read: a used single-use URL,
+        // a create-only URL whose key exists.
+        once::check_unused(store, grant).await?;
+        if grant.if_absent {
+            match store.head(&grant.key).await {
+                Ok(_) => return Err(StoreError::Exists.into()),
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         let staged = tempfile::Builder::new()
             .prefix("upload-")
             .tempfile_in(store.staging_dir())
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let (bytes, media) = self.stream_to(&staged, body, limit, grant.class).await?;
         let size = self.check_image(&staged, media).await?;
-        store.publish(&grant.key, staged.into_temp_path()).await?;
+        let claim = once::claim(store, grant, unix_now()).await?;
+        if let Err(e) = store
+            .publish(&grant.key, staged.into_temp_path(), grant.if_absent)
+            .await
+        {
+            claim.release(store).await;
+            return Err(e.into());
+        }
         metrics::upload_bytes(bytes);
 
         // Readers on this node must see the new object at once; presets warm it.
@@ -301,6 +328,21 @@ impl Uploads {
         Ok(Some(size))
     }
 
+    /// Deletes the records of expired single-use grants now and then, for
+    /// as long as the server runs (every node does; deleting twice is harmless).
+    pub fn sweep_used_grants(&self) {
+        let store = self.pipeline.store().clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(once::SWEEP_EVERY).await;
+                let swept = once::sweep(&store, unix_now()).await;
+                if swept > 0 {
+                    tracing::info!(swept, "expired upload-URL records deleted");
+                }
+            }
+        });
+    }
+
     /// Makes every preset variant of a new image, in the background, through
     /// the normal derivative path (so they land in the caches a viewer hits).
     fn make_presets(&self, key: ObjectKey, meta: Arc<crate::store::OriginalMeta>) {
@@ -398,6 +440,9 @@ pub fn presign(
         exp: now + ttl.as_secs(),
         max_bytes,
         class,
+        reusable: req.reusable.unwrap_or(false),
+        if_absent: req.if_absent.unwrap_or(false),
+        nonce: grant::random_token().map_err(bad)?,
     };
     Ok(Presigned {
         key: grant.key.as_str().to_owned(),
