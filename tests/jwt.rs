@@ -694,3 +694,60 @@ async fn bad_key_config_refuses_to_start() {
         assert!(err.contains(needle), "{config}: {err}");
     }
 }
+
+/// Protected media may be embedded by the site it belongs to, not by any
+/// other (`Cross-Origin-Resource-Policy: same-site`), and is never a
+/// document that runs script (`Content-Security-Policy`), on 200, on a
+/// derivative and on the 304 a browser refreshes its copy from. Public
+/// media beside it stays embeddable anywhere.
+#[tokio::test]
+async fn protected_media_is_same_site_only() {
+    const CSP: &str = "default-src 'none'; sandbox";
+    let (s, keys) = private_server("", "");
+    let auth = bearer(&mint(&keys, &claims("alice")));
+    for path in ["/private/photo.jpg", "/private/photo.jpg?w=150"] {
+        let res = s.get_with(path, &[("authorization", &auth)]).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(res.headers()["cross-origin-resource-policy"], "same-site");
+        assert_eq!(res.headers()["content-security-policy"], CSP);
+        let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+        let res = s
+            .get_with(path, &[("authorization", &auth), ("if-none-match", &etag)])
+            .await;
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "{path}");
+        assert_eq!(res.headers()["cross-origin-resource-policy"], "same-site");
+        assert_eq!(res.headers()["content-security-policy"], CSP);
+    }
+    let res = s.get("/public/photo.jpg").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()["cross-origin-resource-policy"],
+        "cross-origin"
+    );
+}
+
+/// Issue 14 item 16: without `jwt.audience` a token the issuer's key signed
+/// for any other service passes here too. Allowed (one service per
+/// identity provider needs no audience), but said once at start.
+#[tokio::test]
+async fn a_jwt_route_without_audience_warns_at_start() {
+    let warnings = |s: &Server| {
+        s.stderr_lines()
+            .into_iter()
+            .filter(|l| l.contains("WARN") && l.contains("jwt.audience"))
+            .collect::<Vec<_>>()
+    };
+    let (s, _) = private_server("", "");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while warnings(&s).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let lines = warnings(&s);
+    assert_eq!(lines.len(), 1, "{:#?}", s.stderr_lines());
+    assert!(lines[0].contains("any audience"), "{}", lines[0]);
+
+    let (s, _) = private_server("audience = \"media\"", "");
+    assert_eq!(s.get("/public/photo.jpg").await.status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(warnings(&s).is_empty(), "{:#?}", s.stderr_lines());
+}

@@ -142,6 +142,86 @@ async fn one_json_log_line_per_request_with_request_id() {
     assert_eq!(lines[1]["span"]["request_id"], generated.as_str());
 }
 
+/// Issue 14 item 16: a client's `X-Request-Id` with quotes or `=` (and,
+/// were it let through, spaces) could forge fields in the text log
+/// (`status=500`, a second `request_id=`). The request id in logs and in
+/// the answer is the client's only when it is `[A-Za-z0-9._:-]{1,128}`;
+/// otherwise it is one the server made, and the client's text is logged as
+/// its own quoted field, `client_request_id` (a string in JSON logs).
+#[tokio::test]
+async fn client_request_ids_cannot_forge_log_fields() {
+    const SPACED: &str = "abc\" status=500 request_id=evil x=\"";
+    const GRAPHIC: &str = "x\"route=\"admin";
+    // Each as the text format writes it: quoted, escaped, one field.
+    const QUOTED: [&str; 2] = [
+        r#"client_request_id="abc\" status=500 request_id=evil x=\"""#,
+        r#"client_request_id="x\"route=\"admin""#,
+    ];
+    for format in ["text", "json"] {
+        let s = Server::builder().arg("--log-format").arg(format).start();
+        s.put_corpus("photo_4032x3024_orient1.jpg", "p.jpg");
+        let mut generated = Vec::new();
+        for id in [SPACED, GRAPHIC] {
+            let res = s.get_with("/p.jpg", &[("x-request-id", id)]).await;
+            assert_eq!(res.status(), StatusCode::OK);
+            let answered = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+            assert!(
+                answered.len() == 32 && answered.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{id}: answered {answered}"
+            );
+            generated.push(answered);
+        }
+        // A safe id is still the request id, echoed.
+        let res = s
+            .get_with("/p.jpg", &[("x-request-id", "req-42.a:b_C")])
+            .await;
+        assert_eq!(res.headers()["x-request-id"], "req-42.a:b_C");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let lines = s.stderr_lines();
+        if format == "text" {
+            for (id, quoted) in generated.iter().zip(QUOTED) {
+                let request = lines
+                    .iter()
+                    .find(|l| l.contains(&format!("request_id={id}")))
+                    .unwrap_or_else(|| panic!("no line with the generated id: {lines:#?}"));
+                assert!(request.contains(quoted), "{request}");
+                assert!(request.contains(" status=200"), "{request}");
+            }
+            // Outside those fields, none of it reads as a field of its own.
+            for line in &lines {
+                let rest = QUOTED
+                    .iter()
+                    .fold(line.clone(), |rest, q| rest.replace(q, ""));
+                for forged in ["request_id=abc", "status=500", "request_id=evil", "admin"] {
+                    assert!(!rest.contains(forged), "{line}");
+                }
+            }
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains("request_id=req-42.a:b_C")
+                        && !l.contains("client_request_id")),
+                "{lines:#?}"
+            );
+        } else {
+            let logged: Vec<serde_json::Value> = lines
+                .iter()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+                .filter(|v: &serde_json::Value| v["message"] == "request")
+                .collect();
+            assert_eq!(logged.len(), 3, "{logged:?}");
+            for (i, id) in [SPACED, GRAPHIC].into_iter().enumerate() {
+                assert_eq!(logged[i]["span"]["request_id"], generated[i].as_str());
+                assert_eq!(logged[i]["span"]["client_request_id"], id);
+                assert_eq!(logged[i]["status"], 200);
+                assert_eq!(logged[i]["route"], "original");
+            }
+            assert_eq!(logged[2]["span"]["request_id"], "req-42.a:b_C");
+            assert!(logged[2]["span"].get("client_request_id").is_none());
+        }
+    }
+}
+
 /// SIGTERM: the listener closes, the request in flight completes, exit 0.
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_exits_zero() {

@@ -331,3 +331,65 @@ async fn only_get_and_head() {
         assert_eq!(header(&res, "allow"), "GET, HEAD");
     }
 }
+
+/// Media is never a document: `Content-Security-Policy: default-src 'none';
+/// sandbox` keeps a stored HTML or SVG file from running script on our
+/// origin even when opened directly, `Cross-Origin-Resource-Policy:
+/// cross-origin` lets other origins embed public media, and what sniffs as
+/// no known type is a download (`Content-Disposition: attachment`). The
+/// headers are on 200, 206, HEAD and the 304 a cache refreshes its copy
+/// from, and on 412/416.
+#[tokio::test]
+async fn media_answers_are_sandboxed_and_unknown_types_download() {
+    const CSP: &str = "default-src 'none'; sandbox";
+    let s = Server::start();
+    s.put_corpus(PHOTO, "p.jpg");
+    s.put("page.jpg", b"<html><script>alert(1)</script></html>");
+
+    let page = s.get("/page.jpg").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(header(&page, "content-type"), "application/octet-stream");
+    assert_eq!(header(&page, "content-disposition"), "attachment");
+    assert_eq!(header(&page, "content-security-policy"), CSP);
+    assert_eq!(
+        header(&page, "cross-origin-resource-policy"),
+        "cross-origin"
+    );
+    let head = s.client.head(s.url("/page.jpg")).send().await.unwrap();
+    assert_eq!(header(&head, "content-disposition"), "attachment");
+    assert_eq!(header(&head, "content-security-policy"), CSP);
+    let part = s.get_with("/page.jpg", &[("range", "bytes=0-5")]).await;
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(header(&part, "content-disposition"), "attachment");
+    assert_eq!(header(&part, "content-security-policy"), CSP);
+
+    // An image is shown inline, sandboxed all the same.
+    let photo = s.get("/p.jpg").await;
+    assert_eq!(header(&photo, "content-type"), "image/jpeg");
+    assert!(photo.headers().get("content-disposition").is_none());
+    assert_eq!(header(&photo, "content-security-policy"), CSP);
+    assert_eq!(
+        header(&photo, "cross-origin-resource-policy"),
+        "cross-origin"
+    );
+    let etag = header(&photo, "etag").to_owned();
+    for (headers, status) in [
+        ([("if-none-match", etag.as_str())], StatusCode::NOT_MODIFIED),
+        ([("range", "bytes=0-9")], StatusCode::PARTIAL_CONTENT),
+        ([("if-match", "\"other\"")], StatusCode::PRECONDITION_FAILED),
+        (
+            [("range", "bytes=999999999-")],
+            StatusCode::RANGE_NOT_SATISFIABLE,
+        ),
+    ] {
+        let res = s.get_with("/p.jpg", &headers).await;
+        assert_eq!(res.status(), status, "{headers:?}");
+        assert_eq!(header(&res, "content-security-policy"), CSP, "{status}");
+        assert_eq!(
+            header(&res, "cross-origin-resource-policy"),
+            "cross-origin",
+            "{status}"
+        );
+        assert!(res.headers().get("content-disposition").is_none());
+    }
+}

@@ -460,3 +460,23 @@ async fn v1_accepted_until_the_configured_date() {
         );
     }
 }
+
+/// Signed media is for the site that signed the URL: `Cross-Origin-
+/// Resource-Policy: same-site` (and the media sandbox) on the answer and on
+/// its 304.
+#[tokio::test]
+async fn signed_media_is_same_site_only() {
+    let s = signed_server();
+    let path = readme_signed_path(SECRET, "signed/cat one.jpg", &[("w", "150")], now() + 600);
+    let res = s.get(&path).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cross-origin-resource-policy"], "same-site");
+    assert_eq!(
+        res.headers()["content-security-policy"],
+        "default-src 'none'; sandbox"
+    );
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let res = s.get_with(&path, &[("if-none-match", &etag)]).await;
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(res.headers()["cross-origin-resource-policy"], "same-site");
+}

@@ -474,3 +474,42 @@ async fn head_and_conditional_on_derivatives() {
         .await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// Derivatives of public media carry the media sandbox and may be embedded
+/// by any origin (`Cross-Origin-Resource-Policy: cross-origin`), on 200,
+/// HEAD and 304; they are images, shown inline.
+#[tokio::test]
+async fn derivatives_are_sandboxed_and_embeddable() {
+    let s = photo_server();
+    let (h, _) = fetch(&s, "/photo.jpg?w=200", WEBP).await;
+    assert_eq!(h["content-security-policy"], "default-src 'none'; sandbox");
+    assert_eq!(h["cross-origin-resource-policy"], "cross-origin");
+    assert!(h.get("content-disposition").is_none());
+    let etag = h["etag"].to_str().unwrap().to_owned();
+    let head = s
+        .client
+        .head(s.url("/photo.jpg?w=200"))
+        .header("accept", "image/webp")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.headers()["content-security-policy"],
+        "default-src 'none'; sandbox"
+    );
+    let res = s
+        .get_with(
+            "/photo.jpg?w=200",
+            &[("accept", "image/webp"), ("if-none-match", &etag)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        res.headers()["cross-origin-resource-policy"],
+        "cross-origin"
+    );
+    assert_eq!(
+        res.headers()["content-security-policy"],
+        "default-src 'none'; sandbox"
+    );
+}

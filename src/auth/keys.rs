@@ -6,6 +6,12 @@
 //! [`UNKNOWN_KID_REFRESH_INTERVAL`] so a flood of made-up `kid`s cannot turn
 //! into a flood of fetches. The JWKS refresh is ours: jsonwebtoken only
 //! parses JWKs.
+//!
+//! A JWKS URL is https (unless `jwt.allow_http_jwks`), and a redirect is
+//! followed only to the URL's own origin — same scheme, host as written
+//! (no DNS: `localhost` is not `127.0.0.1`) and port — at most
+//! [`MAX_JWKS_REDIRECTS`] times: whoever answers the fetch chooses the keys
+//! every token is checked against.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -21,6 +27,62 @@ pub const UNKNOWN_KID_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 /// A JWKS document larger than this is refused.
 const MAX_JWKS_BYTES: usize = 1 << 20;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Same-origin redirects followed per fetch (a moved path, a trailing slash).
+pub const MAX_JWKS_REDIRECTS: usize = 3;
+
+/// Why a JWKS fetch did not follow a redirect.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectRefused {
+    #[error(
+        "redirect to another origin ({0}) refused: keys come only from the origin of jwt.jwks_url"
+    )]
+    OtherOrigin(String),
+    #[error("more than {MAX_JWKS_REDIRECTS} redirects")]
+    TooMany,
+}
+
+/// The redirect rule: `previous` are the URLs fetched so far, the first
+/// being `jwt.jwks_url` itself; `next` is where the answer points.
+fn check_redirect(next: &reqwest::Url, previous: &[reqwest::Url]) -> Result<(), RedirectRefused> {
+    if previous.len() > MAX_JWKS_REDIRECTS {
+        return Err(RedirectRefused::TooMany);
+    }
+    // Opaque origins (no http(s) URL) never compare equal: refused too.
+    match previous.first() {
+        Some(first) if first.origin() == next.origin() => Ok(()),
+        _ => Err(RedirectRefused::OtherOrigin(
+            next.origin().ascii_serialization(),
+        )),
+    }
+}
+
+/// The HTTP client for a JWKS URL: the timeout, the redirect rule, and
+/// https only unless plain http is allowed.
+fn jwks_client(allow_http: bool) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .https_only(!allow_http)
+        .redirect(reqwest::redirect::Policy::custom(
+            |attempt| match check_redirect(attempt.url(), attempt.previous()) {
+                Ok(()) => attempt.follow(),
+                Err(refused) => attempt.error(refused),
+            },
+        ))
+        .build()
+}
+
+/// An error with its causes (reqwest's own message leaves out why a
+/// redirect failed).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// One verification key.
 pub struct Key {
@@ -88,9 +150,7 @@ impl KeyRing {
     pub async fn load(cfg: &JwtConfig) -> Result<Arc<Self>, String> {
         let http = match &cfg.keys {
             KeySource::JwksUrl(_) => Some(
-                reqwest::Client::builder()
-                    .timeout(FETCH_TIMEOUT)
-                    .build()
+                jwks_client(cfg.allow_http_jwks)
                     .map_err(|e| format!("jwt.jwks_url: HTTP client: {e}"))?,
             ),
             _ => None,
@@ -218,12 +278,12 @@ impl KeyRing {
 
     async fn download(&self, url: &str) -> Result<Vec<u8>, String> {
         let http = self.http.as_ref().ok_or("no HTTP client")?;
-        let mut res = http.get(url).send().await.map_err(|e| e.to_string())?;
+        let mut res = http.get(url).send().await.map_err(|e| with_causes(&e))?;
         if !res.status().is_success() {
             return Err(format!("answered {}", res.status()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
+        while let Some(chunk) = res.chunk().await.map_err(|e| with_causes(&e))? {
             if body.len() + chunk.len() > MAX_JWKS_BYTES {
                 return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
             }
@@ -320,6 +380,44 @@ mod tests {
         // Two RSA keys fit RS256: a token without kid is ambiguous.
         assert!(set.lookup(None, Algorithm::RS256).is_none());
         assert!(set.lookup(None, Algorithm::PS256).is_some());
+    }
+
+    #[test]
+    fn redirects_stay_on_the_jwks_url_origin() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        let start = [url("https://idp.example/.well-known/jwks.json")];
+        for same in [
+            "https://idp.example/keys",
+            "https://IDP.example:443/other?x=1",
+        ] {
+            assert_eq!(check_redirect(&url(same), &start), Ok(()), "{same}");
+        }
+        for (other, origin) in [
+            ("http://idp.example/keys", "http://idp.example"),
+            ("https://evil.example/keys", "https://evil.example"),
+            ("https://idp.example:8443/keys", "https://idp.example:8443"),
+            ("https://sub.idp.example/keys", "https://sub.idp.example"),
+        ] {
+            assert_eq!(
+                check_redirect(&url(other), &start),
+                Err(RedirectRefused::OtherOrigin(origin.into())),
+                "{other}"
+            );
+        }
+        // The host as written: a name and its address are two origins.
+        let local = [url("http://127.0.0.1:8081/jwks.json")];
+        assert!(check_redirect(&url("http://localhost:8081/jwks.json"), &local).is_err());
+        assert!(check_redirect(&url("file:///etc/jwks.json"), &local).is_err());
+        // Each hop is held to the first URL's origin, a few times at most.
+        let mut hops = vec![start[0].clone()];
+        for _ in 0..MAX_JWKS_REDIRECTS {
+            assert_eq!(check_redirect(&url("https://idp.example/k"), &hops), Ok(()));
+            hops.push(url("https://idp.example/k"));
+        }
+        assert_eq!(
+            check_redirect(&url("https://idp.example/k"), &hops),
+            Err(RedirectRefused::TooMany)
+        );
     }
 
     #[test]

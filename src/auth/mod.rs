@@ -69,6 +69,18 @@ pub struct Route {
     pub access: AccessKind,
     /// Precomputed so a hit builds no header text.
     pub cache_control: HeaderValue,
+    /// `Cross-Origin-Resource-Policy`, from the access kind.
+    pub resource_policy: HeaderValue,
+}
+
+/// `Cross-Origin-Resource-Policy` for a route: public media may be embedded
+/// by apps on any origin; protected media only by the site it belongs to,
+/// so a page elsewhere cannot pull it in with the viewer's cookie.
+fn resource_policy(access: AccessKind) -> HeaderValue {
+    match access {
+        AccessKind::Public => HeaderValue::from_static("cross-origin"),
+        AccessKind::Jwt | AccessKind::Signed => HeaderValue::from_static("same-site"),
+    }
 }
 
 impl Route {
@@ -100,6 +112,7 @@ impl Access {
                 Ok(Route {
                     prefix: Some(r.prefix.clone()),
                     access: r.access,
+                    resource_policy: resource_policy(r.access),
                     cache_control: HeaderValue::from_str(&r.cache_control).map_err(|_| {
                         format!(
                             "route {}: cache_control is not a header value",
@@ -114,6 +127,20 @@ impl Access {
             Some(cfg) if needs_jwt => {
                 let v = JwtVerifier::new(cfg).await?;
                 tracing::info!(keys = v.key_count(), "JWT keys loaded");
+                if cfg.audience.is_empty() {
+                    // Allowed (one service per identity provider needs no
+                    // audience), but a token minted for another service of
+                    // the same provider passes here too: say so once.
+                    let issuer = match cfg.issuer.as_slice() {
+                        [] => "any".to_owned(),
+                        list => list.join(", "),
+                    };
+                    tracing::warn!(
+                        %issuer,
+                        "jwt.audience is not set: tokens for any audience of this issuer/key are \
+                         accepted; set jwt.audience to the aud your identity provider gives this service"
+                    );
+                }
                 Some(v)
             }
             _ => None,
@@ -131,6 +158,7 @@ impl Access {
             default: Route {
                 prefix: None,
                 access: AccessKind::Public,
+                resource_policy: resource_policy(AccessKind::Public),
                 cache_control: HeaderValue::from_static(DEFAULT_PUBLIC_CACHE_CONTROL),
             },
             cookie: config.jwt.as_ref().and_then(|j| j.cookie.clone()),

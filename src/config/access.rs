@@ -25,6 +25,10 @@ pub struct RawJwt {
     pub public_key_file: Option<PathBuf>,
     pub jwks_file: Option<PathBuf>,
     pub jwks_url: Option<String>,
+    /// Lets `jwks_url` be plain `http://` (a local identity provider in
+    /// tests or development); otherwise it must be `https://`.
+    #[serde(default)]
+    pub allow_http_jwks: bool,
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<String>,
     pub issuer: Option<OneOrMany>,
@@ -113,6 +117,8 @@ pub struct SignedUrlsConfig {
 #[derive(Debug, Clone)]
 pub struct JwtConfig {
     pub keys: KeySource,
+    /// `jwt.allow_http_jwks`: the JWKS URL (and its redirects) may be http.
+    pub allow_http_jwks: bool,
     pub algorithms: Vec<Algorithm>,
     pub issuer: Vec<String>,
     pub audience: Vec<String>,
@@ -151,12 +157,8 @@ pub fn validate_jwt(raw: Option<RawJwt>) -> Result<Option<JwtConfig>, ConfigErro
         (Some(p), None, None) => KeySource::PublicKeyFile(p),
         (None, Some(p), None) => KeySource::JwksFile(p),
         (None, None, Some(u)) => {
-            if !(u.starts_with("https://") || u.starts_with("http://")) {
-                return Err(ConfigError::key(
-                    "jwt.jwks_url",
-                    format!("'{u}' is not an http(s) URL"),
-                ));
-            }
+            check_jwks_url(&u, raw.allow_http_jwks)
+                .map_err(|m| ConfigError::key("jwt.jwks_url", m))?;
             KeySource::JwksUrl(u)
         }
         _ => {
@@ -184,6 +186,7 @@ pub fn validate_jwt(raw: Option<RawJwt>) -> Result<Option<JwtConfig>, ConfigErro
     }
     Ok(Some(JwtConfig {
         keys,
+        allow_http_jwks: raw.allow_http_jwks,
         algorithms,
         issuer: raw.issuer.map(OneOrMany::into_vec).unwrap_or_default(),
         audience: raw.audience.map(OneOrMany::into_vec).unwrap_or_default(),
@@ -215,6 +218,29 @@ pub fn validate_signed_urls(raw: &RawSignedUrls) -> Result<SignedUrlsConfig, Con
         accept_v1_until: date,
         v1_window: V1Window::refused_from(refused_from),
     })
+}
+
+/// A JWKS URL we may fetch: https with a host, or http when the operator
+/// allowed it. Keys fetched without TLS can be replaced by anyone on the
+/// path, and whoever supplies the keys can mint any token.
+fn check_jwks_url(url: &str, allow_http: bool) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        "http" => {
+            return Err(format!(
+                "'{url}' is plain http: keys fetched without TLS can be replaced on the way; \
+                 use https, or set jwt.allow_http_jwks = true for a local identity provider \
+                 (tests, development)"
+            ));
+        }
+        _ => return Err(format!("'{url}' is not an http(s) URL")),
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("'{url}' has no host"));
+    }
+    Ok(())
 }
 
 /// An asymmetric JWS algorithm name. HMAC is refused: a public key used as
@@ -342,6 +368,7 @@ mod tests {
             public_key_file: Some("p.pem".into()),
             jwks_file: None,
             jwks_url: None,
+            allow_http_jwks: false,
             algorithms: default_algorithms(),
             issuer: None,
             audience: None,

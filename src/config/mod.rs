@@ -809,6 +809,7 @@ mod tests {
             "public_key_file =",
             "jwks_file =",
             "jwks_url =",
+            "allow_http_jwks =",
             "algorithms =",
             "issuer =",
             "audience =",
@@ -919,6 +920,30 @@ mod tests {
             let e = validate(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text:?} gave {e}");
         }
+    }
+
+    /// Keys fetched without TLS can be swapped on the way: a JWKS URL is
+    /// https unless plain http is allowed explicitly (a local identity
+    /// provider in tests or development).
+    #[test]
+    fn jwks_url_is_https_unless_http_is_allowed() {
+        let jwt = |lines: &str| validate(&format!("[jwt]\n{lines}\n"));
+        jwt("jwks_url = \"https://idp.example/.well-known/jwks.json\"").unwrap();
+        jwt("jwks_url = \"http://127.0.0.1:8081/jwks.json\"\nallow_http_jwks = true").unwrap();
+        for lines in [
+            "jwks_url = \"http://127.0.0.1:8081/jwks.json\"",
+            "jwks_url = \"http://idp.example/jwks.json\"\nallow_http_jwks = false",
+            "jwks_url = \"ftp://idp.example/jwks.json\"\nallow_http_jwks = true",
+            "jwks_url = \"https://\"",
+            "jwks_url = \"idp.example/jwks.json\"",
+        ] {
+            let e = jwt(lines).unwrap_err().to_string();
+            assert!(e.starts_with("jwt.jwks_url"), "{lines:?} gave {e}");
+        }
+        let e = jwt("jwks_url = \"http://idp.example/jwks.json\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allow_http_jwks"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,12 @@
 //! or store) → transform parameters (400, before any I/O) → metadata (404)
 //! → derivative or original → conditional and range answers (304, 412,
 //! 206, 416) → headers with the route's `Cache-Control`.
+//!
+//! Every media answer (200, 206, 304, 412, 416) says it is not a document
+//! (`Content-Security-Policy: default-src 'none'; sandbox`: a stored HTML or
+//! SVG file opened directly runs no script on our origin) and who may embed
+//! it (`Cross-Origin-Resource-Policy`, per route); what sniffs as no known
+//! type is a download (`Content-Disposition: attachment`).
 
 use std::net::IpAddr;
 use std::ops::Range;
@@ -17,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::conditional::{self, Outcome, Validators};
 use super::{AppState, RequestInfo};
+use crate::auth::Route;
 use crate::cache::CacheStatus;
 use crate::client::Peer;
 use crate::error::Error;
@@ -29,6 +36,9 @@ use crate::store::StoreError;
 use crate::variant::{Variant, VariantRequest};
 
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+const CROSS_ORIGIN_RESOURCE_POLICY: HeaderName =
+    HeaderName::from_static("cross-origin-resource-policy");
+const MEDIA_CSP: &str = "default-src 'none'; sandbox";
 
 pub async fn serve(
     State(app): State<AppState>,
@@ -69,7 +79,6 @@ async fn respond(
         info.denied = Some(e.reason());
         return Err(e.into());
     }
-    let cache_control = &route.cache_control;
     let cfg = &app.config.transform;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let variant = VariantRequest::parse(uri.query(), cfg)?.map(|r| r.resolve(accept, cfg));
@@ -85,7 +94,7 @@ async fn respond(
     let mut retried = false;
     loop {
         let result = match &variant {
-            None => original(app, method, headers, &key, cache_control, info).await,
+            None => original(app, method, headers, &key, route, info).await,
             Some(v) => {
                 // Whom a transform is charged to (behind a trusted proxy,
                 // the address it forwards for).
@@ -94,7 +103,7 @@ async fn respond(
                     key: &key,
                     variant: v,
                     client,
-                    cache_control,
+                    route,
                 };
                 derivative(app, method, headers, &request, info).await
             }
@@ -114,12 +123,12 @@ async fn original(
     method: &Method,
     headers: &HeaderMap,
     key: &ObjectKey,
-    cache_control: &HeaderValue,
+    route: &Route,
     info: &mut RequestInfo,
 ) -> Result<Response, Error> {
     let (meta, meta_status) = app.pipeline.meta(key).await?;
     let rep = Representation {
-        cache_control,
+        route,
         media: meta.media,
         etag: &meta.etag,
         last_modified: meta.last_modified,
@@ -151,7 +160,7 @@ struct DerivativeRequest<'a> {
     key: &'a ObjectKey,
     variant: &'a Variant,
     client: Option<IpAddr>,
-    cache_control: &'a HeaderValue,
+    route: &'a Route,
 }
 
 async fn derivative(
@@ -165,14 +174,14 @@ async fn derivative(
         key,
         variant,
         client,
-        cache_control,
+        route,
     } = *request;
     let (meta, meta_status) = app.pipeline.meta(key).await?;
     let (d, status) = app.pipeline.derivative(key, &meta, variant, client).await?;
     let status = status.or_stale(meta_status);
     info.cache = Some(status);
     let rep = Representation {
-        cache_control,
+        route,
         media: d.media,
         etag: &d.etag,
         last_modified: d.last_modified,
@@ -198,8 +207,8 @@ async fn derivative(
 
 /// What the response headers describe, original or derivative alike.
 struct Representation<'a> {
-    /// The route's `Cache-Control`.
-    cache_control: &'a HeaderValue,
+    /// The route: its `Cache-Control` and `Cross-Origin-Resource-Policy`.
+    route: &'a Route,
     media: MediaType,
     etag: &'a str,
     last_modified: SystemTime,
@@ -226,7 +235,7 @@ impl Representation<'_> {
         };
         let mut res = (status, body).into_response();
         let h = res.headers_mut();
-        h.reserve(12); // ours, plus the request id and room: no regrowth
+        h.reserve(16); // ours, plus the request id and room: no regrowth
         self.common_headers(h, cache);
         h.insert(
             header::CONTENT_TYPE,
@@ -238,6 +247,14 @@ impl Representation<'_> {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
+        if self.media == MediaType::Other {
+            // Not a type we know (HTML, SVG, a script...): a browser saves it
+            // rather than showing it.
+            h.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment"),
+            );
+        }
         if let Some(r) = range {
             set(
                 h,
@@ -248,10 +265,12 @@ impl Representation<'_> {
         res
     }
 
-    /// 304, 412 or 416. A 304 carries the validators and caching headers a
-    /// cache uses to refresh its copy, and nothing else (no `Content-Type`:
-    /// the stored image must not be relabelled). 412 and 416 are one-line
-    /// errors without caching headers, so no shared cache keeps them.
+    /// 304, 412 or 416. A 304 carries the validators, caching and policy
+    /// headers a cache uses to refresh its copy (the policy ones so a
+    /// refreshed copy keeps them), and nothing else (no `Content-Type`: the
+    /// stored image must not be relabelled). 412 and 416 are one-line errors
+    /// without caching headers, so no shared cache keeps them, but with the
+    /// policy headers like every other answer about the object.
     fn short_answer(&self, outcome: Outcome, cache: CacheStatus) -> Response {
         let (status, body) = match outcome {
             Outcome::NotModified => {
@@ -271,6 +290,7 @@ impl Representation<'_> {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         h.insert(X_CACHE, HeaderValue::from_static(cache.as_str()));
+        self.policy_headers(h);
         if status == StatusCode::RANGE_NOT_SATISFIABLE {
             h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             set(h, header::CONTENT_RANGE, &format!("bytes */{}", self.len));
@@ -283,11 +303,25 @@ impl Representation<'_> {
             h.insert(header::ETAG, etag.clone());
         }
         h.insert(header::LAST_MODIFIED, self.headers.last_modified.clone());
-        h.insert(header::CACHE_CONTROL, self.cache_control.clone());
+        h.insert(header::CACHE_CONTROL, self.route.cache_control.clone());
         if self.vary_accept {
             h.insert(header::VARY, HeaderValue::from_static("Accept"));
         }
         h.insert(X_CACHE, HeaderValue::from_static(cache.as_str()));
+        self.policy_headers(h);
+    }
+
+    /// No script, no document (the media sandbox), and who may embed it.
+    /// Static values: nothing is formatted on a cache hit.
+    fn policy_headers(&self, h: &mut HeaderMap) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(MEDIA_CSP),
+        );
+        h.insert(
+            CROSS_ORIGIN_RESOURCE_POLICY,
+            self.route.resource_policy.clone(),
+        );
     }
 }
 

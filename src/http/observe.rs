@@ -3,6 +3,13 @@
 //! log line at the end, the request metrics — around the early refusals
 //! that need no handler. One layer, not one per concern: axum clones the
 //! service and boxes a future for every layer on every request.
+//!
+//! The request id is written into log lines as is, so it is only ever one
+//! of ours or a client's `X-Request-Id` made of `[A-Za-z0-9._:-]{1,128}`:
+//! text with spaces, quotes or `=` could forge fields in the text format.
+//! Any other client id gets a generated one (that is what the answer's
+//! `X-Request-Id` carries then), and the client's text is logged as its own
+//! field, `client_request_id`, quoted and escaped (a string in JSON).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,21 +27,30 @@ use crate::variant::Variant;
 
 const REQUEST_ID: &str = "x-request-id";
 const MAX_REQUEST_ID: usize = 128;
+/// At most this much of a client id we do not use is logged: the header may
+/// be kilobytes, and it would be repeated on every line of the request.
+const MAX_LOGGED_CLIENT_ID: usize = 256;
 
 pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let _in_flight = metrics::InFlight::http();
-    let id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(generate_id);
+    let (id, client_id) = match req.headers().get(REQUEST_ID).map(HeaderValue::as_bytes) {
+        Some(v) => match safe_id(v) {
+            Some(safe) => (safe.to_owned(), None),
+            None => (generate_id(), Some(loggable(v))),
+        },
+        None => (generate_id(), None),
+    };
     let (method, uri) = (req.method().clone(), req.uri().clone());
-    let span = tracing::info_span!("request", request_id = %id);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        client_request_id = tracing::field::Empty
+    );
+    if let Some(client_id) = &client_id {
+        // A `&str` value: the text format quotes and escapes it (Debug).
+        span.record("client_request_id", client_id.as_str());
+    }
 
     let mut res = match super::refuse_oversized(&app, &req) {
         Some(refused) => refused,
@@ -77,6 +93,28 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
     res
 }
 
+/// A client's id, if it is safe to write into a log line as is:
+/// `[A-Za-z0-9._:-]{1,128}` (UUIDs, hex, ULIDs, dotted and colon-separated
+/// trace ids all fit).
+fn safe_id(v: &[u8]) -> Option<&str> {
+    let safe = !v.is_empty()
+        && v.len() <= MAX_REQUEST_ID
+        && v.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if !safe {
+        return None;
+    }
+    // All ASCII, so this never fails.
+    std::str::from_utf8(v).ok()
+}
+
+/// A client id we do not use, as text for its own log field (the logger
+/// quotes and escapes it): at most [`MAX_LOGGED_CLIENT_ID`] bytes, bytes
+/// that are not UTF-8 replaced.
+fn loggable(v: &[u8]) -> String {
+    String::from_utf8_lossy(&v[..v.len().min(MAX_LOGGED_CLIENT_ID)]).into_owned()
+}
+
 /// A new request id: 32 hex digits, a random per-process half and a counter
 /// half. Unique like a UUID v4 without a `getrandom` call per request (that
 /// call was 2.5 % of a cache hit's CPU time).
@@ -104,5 +142,39 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(a[..16], b[..16]);
+        assert_eq!(safe_id(a.as_bytes()), Some(a.as_str()));
+    }
+
+    #[test]
+    fn only_plain_client_ids_are_used() {
+        for ok in [
+            "test-123",
+            "0f8c4f5e-1b2a-4c3d-9e8f-7a6b5c4d3e2f",
+            "01HZX3J6Q9.trace:span_7",
+        ] {
+            assert_eq!(safe_id(ok.as_bytes()), Some(ok), "{ok}");
+        }
+        let long = "a".repeat(MAX_REQUEST_ID + 1);
+        for bad in [
+            "",
+            "a b",
+            "a\"b",
+            "a=b",
+            "x\"route=\"admin",
+            "caf\u{e9}",
+            "a/b",
+            "a\tb",
+            long.as_str(),
+        ] {
+            assert_eq!(safe_id(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(safe_id(b"\xff\xfe"), None);
+    }
+
+    #[test]
+    fn logged_client_ids_are_bounded_text() {
+        assert_eq!(loggable(b"a\" b=c"), "a\" b=c");
+        assert_eq!(loggable(b"ok\xff"), "ok\u{fffd}");
+        assert_eq!(loggable(&[b'x'; 10_000]).len(), MAX_LOGGED_CLIENT_ID);
     }
 }
