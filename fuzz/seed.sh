@@ -12,7 +12,7 @@ src=../../shared/corpus
 [ -d "$src" ] || { echo "missing $src (the test images)" >&2; exit 1; }
 command -v vips >/dev/null || { apt-get update -qq && apt-get install -y -qq libvips-tools >/dev/null; }
 
-for t in transform_query conditional object_key token; do
+for t in transform_query conditional object_key token container; do
     mkdir -p corpus/$t
     cp seeds/$t/* corpus/$t/
 done
@@ -37,4 +37,12 @@ cp $img/* corpus/upload_sniff/
 printf '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>' > corpus/upload_sniff/x.svg
 printf '<!DOCTYPE html><html><script>alert(1)</script></html>' > corpus/upload_sniff/x.html
 printf 'GIF89a<script>alert(1)</script>' > corpus/upload_sniff/polyglot.gif
+# Container checks: the hand-made seeds (above), the corpus containers whole
+# when under run.sh's -max_len (the check reads only headers), and the heads
+# of all of them (cut off: refused).
+for f in "$src"/*.mp4 "$src"/*.mov "$src"/*.webm "$src"/*.avif "$src"/*.heic; do
+    b=$(basename "$f")
+    [ "$(stat -c %s "$f")" -le 262144 ] && cp "$f" corpus/container/
+    head -c 4096 "$f" > corpus/container/head-$b
+done
 echo "seeded: $(for t in corpus/*; do printf '%s=%s ' "${t#corpus/}" "$(ls "$t" | wc -l)"; done)"

@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Server, corpus_bytes};
+use mediaedge::media_type::{MediaType, SNIFF_LEN};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -244,6 +245,128 @@ async fn other_allowed_formats_pass() {
         );
         assert_eq!(up["content_type"], ct);
     }
+}
+
+/// An ISO BMFF box: 32-bit size, type, payload.
+fn bmff_box(ty: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+    [&(payload.len() as u32 + 8).to_be_bytes()[..], ty, payload].concat()
+}
+
+/// Issue 14, item 16: magic bytes are not enough. An `ftyp` box (or an EBML
+/// header) followed by HTML sniffs as video, and an AVIF with a good `ispe`
+/// but anything after it gave a size; the container's top-level structure
+/// must hold up to its end. Refused as media that does not decode (422),
+/// like a JPEG whose magic is followed by garbage; nothing is stored.
+#[tokio::test]
+async fn fake_containers_are_refused() {
+    let s = server("");
+    let html =
+        b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>\n"
+            .repeat(20);
+    let mp4_ftyp = bmff_box(b"ftyp", b"isom\0\0\x02\0isomiso2avc1mp41");
+    let mov_ftyp = bmff_box(b"ftyp", b"qt  \0\0\x02\0qt  ");
+    let avif_ftyp = bmff_box(b"ftyp", b"avif\0\0\0\0avifmif1miaf");
+    // A `meta` (full box) whose item properties give a 64x48 `ispe`.
+    let ispe = bmff_box(b"ispe", &[0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 48]);
+    let meta = bmff_box(
+        b"meta",
+        &[
+            &[0, 0, 0, 0][..],
+            &bmff_box(b"iprp", &bmff_box(b"ipco", &ispe)),
+        ]
+        .concat(),
+    );
+    // EBML header: EBMLVersion 1, EBMLReadVersion 1, DocType "webm",
+    // DocTypeVersion 2, DocTypeReadVersion 2.
+    let ebml = [
+        &[0x1A, 0x45, 0xDF, 0xA3, 0x97][..],
+        &[0x42, 0x86, 0x81, 0x01, 0x42, 0xF7, 0x81, 0x01],
+        &[0x42, 0x82, 0x84],
+        b"webm",
+        &[0x42, 0x87, 0x81, 0x02, 0x42, 0x85, 0x81, 0x02],
+    ]
+    .concat();
+    // A Segment of unknown size, then HTML where its elements should be.
+    let segment = [
+        0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    ];
+    let cases: [(&str, &str, Vec<u8>); 6] = [
+        ("ftyp + HTML", "video/mp4", [&mp4_ftyp[..], &html].concat()),
+        (
+            "ftyp + free + HTML",
+            "video/mp4",
+            [&mp4_ftyp[..], &bmff_box(b"free", &[]), &html].concat(),
+        ),
+        (
+            "QuickTime ftyp + HTML",
+            "video/quicktime",
+            [&mov_ftyp[..], &html].concat(),
+        ),
+        (
+            "AVIF ftyp + meta with ispe + HTML",
+            "image/avif",
+            [&avif_ftyp[..], &meta, &html].concat(),
+        ),
+        (
+            "EBML header + HTML",
+            "video/webm",
+            [&ebml[..], &html].concat(),
+        ),
+        (
+            "EBML header + Segment + HTML",
+            "video/webm",
+            [&ebml[..], &segment, &html].concat(),
+        ),
+    ];
+    for (i, (what, sniffed, bytes)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            MediaType::sniff(&bytes[..SNIFF_LEN]).mime(),
+            sniffed,
+            "{what}: the case must get past the magic-byte sniff"
+        );
+        let key = format!("fake/{i}");
+        let (status, body) = s.upload(ADMIN, &key, bytes).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {body}");
+        assert_eq!(
+            s.get(&format!("/{key}")).await.status(),
+            StatusCode::NOT_FOUND,
+            "{what}"
+        );
+        assert!(!s.data().join(&key).exists(), "{what}: stored");
+    }
+    assert!(!s.data().join("fake").exists());
+    assert_eq!(staged_files(&s), 0);
+    assert_eq!(
+        s.metric("mediaedge_uploads_total", &[("outcome", "undecodable")])
+            .await,
+        6.0
+    );
+}
+
+/// The real containers of the corpus pass the structure check: MP4 with
+/// `moov` first and last, QuickTime (HEVC, `ftyp qt`), WebM (VP9) and AVIF.
+#[tokio::test]
+async fn real_containers_still_upload() {
+    let s = server("");
+    for (file, ct) in [
+        ("video_1280x720_5s.mp4", "video/mp4"),
+        ("video_1280x720_moovlast_3s.mp4", "video/mp4"),
+        ("video_1280x720_rot90_hevc_3s.mov", "video/quicktime"),
+        ("video_1280x720_vp9_3s.webm", "video/webm"),
+        ("avif_4032x3024_orient8.avif", "image/avif"),
+    ] {
+        let key = format!("real/{file}");
+        let (status, up) = s.upload(ADMIN, &key, corpus_bytes(file)).await;
+        assert_eq!(status, StatusCode::CREATED, "{file}: {up}");
+        assert_eq!(up["content_type"], ct, "{file}");
+        assert!(s.data().join(&key).is_file(), "{file}");
+        assert_eq!(
+            s.get(&format!("/{key}")).await.status(),
+            StatusCode::OK,
+            "{file}"
+        );
+    }
+    assert_eq!(staged_files(&s), 0);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@
 //! cached derivatives are purged and the `[[preset]]` variants are made in
 //! the background.
 
+pub mod container;
 pub mod grant;
 pub mod once;
 
@@ -206,6 +207,7 @@ impl Uploads {
             .tempfile_in(store.staging_dir())
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let (bytes, media) = self.stream_to(&staged, body, limit, grant.class).await?;
+        check_container(&staged, media).await?;
         let size = self.check_image(&staged, media).await?;
         let claim = once::claim(store, grant, unix_now()).await?;
         if let Err(e) = store
@@ -364,6 +366,30 @@ impl Uploads {
                 }
             }
         });
+    }
+}
+
+/// Video and AVIF/HEIF: the container's top-level structure holds to the
+/// end of the file (the sniff saw only its first bytes). A few small reads,
+/// off the async threads.
+async fn check_container(
+    staged: &tempfile::NamedTempFile,
+    media: MediaType,
+) -> Result<(), UploadError> {
+    if !container::applies(media) {
+        return Ok(());
+    }
+    let io = |e: String| UploadError::Store(StoreError::Unavailable(e));
+    let file = staged.reopen().map_err(|e| io(e.to_string()))?;
+    let checked = tokio::task::spawn_blocking(move || container::check(file, media))
+        .await
+        .map_err(|e| io(e.to_string()))?;
+    match checked {
+        Ok(()) => Ok(()),
+        Err(container::ContainerError::Invalid(why)) => {
+            Err(TransformError::Undecodable(why).into())
+        }
+        Err(container::ContainerError::Io(e)) => Err(io(e.to_string())),
     }
 }
 
