@@ -31,6 +31,9 @@ vips resize "$src"/rgba_1200x1200.png "$img/interlaced.png[interlace]" 0.05
 vips resize "$src"/rgba_1200x1200.png "$img/palette.png[palette]" 0.05
 vips resize "$src"/rgba_1200x1200.png "$img/lossless.webp[lossless]" 0.05
 vips resize "$src"/rgba_1200x1200.png "$img/alpha.webp" 0.05
+# The hostile shapes of tests/hostile_files.rs (EXIF pointer bombs in JPEG,
+# PNG and WebP, an iCCP bomb, 16-bit gray+alpha, progressive scan bombs).
+cp seeds/image_decode/* $img/
 vips resize "$src"/rgba_1200x1200.png corpus/upload_sniff/small.avif 0.05 2>/dev/null || true
 head -c 4096 "$src"/video_1280x720_5s.mp4 > corpus/upload_sniff/head-video.mp4
 cp $img/* corpus/upload_sniff/

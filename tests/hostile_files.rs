@@ -221,3 +221,43 @@ async fn upload_checks_hold_a_pool_slot_until_the_decode_ends() {
     );
     assert_eq!(s.get("/p.jpg?w=100").await.status(), StatusCode::OK);
 }
+
+/// The shapes above as fuzz seeds (`fuzz/seeds/image_decode/`, copied into
+/// the corpus by `fuzz/seed.sh`), scaled down to fit the fuzzer's 256 KB
+/// input limit. The committed files must be what these generators make, so
+/// the fuzzer starts from the attacks the tests know;
+/// `MEDIAEDGE_WRITE_SEEDS=1 cargo test --test hostile_files fuzz_seeds`
+/// rewrites them after a generator changes.
+#[test]
+fn fuzz_seeds_match_the_generators() {
+    let bomb = hostile::exif_pointer_bomb(500, 6);
+    let seeds: [(&str, Vec<u8>); 7] = [
+        ("exif-bomb.jpg", hostile::jpeg_with_exif(64, 32, &bomb)),
+        ("exif-bomb.png", hostile::png_with_exif(64, 32, &bomb)),
+        ("exif-bomb.webp", hostile::webp_with_exif(64, 32, &bomb)),
+        ("iccp-bomb.png", hostile::png_iccp_bomb(16 << 20)),
+        ("gray-alpha16.png", hostile::png_gray_alpha16(2000, 1500)),
+        (
+            "scan-bomb.jpg",
+            hostile::progressive_scan_bomb(2048, 2048, 300),
+        ),
+        (
+            "slow-scans.jpg",
+            hostile::progressive_scan_bomb(4000, 3000, 99),
+        ),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/image_decode");
+    let write = std::env::var_os("MEDIAEDGE_WRITE_SEEDS").is_some();
+    if write {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+    for (name, bytes) in seeds {
+        assert!(bytes.len() <= 262_144, "{name}: {} bytes", bytes.len());
+        let path = dir.join(name);
+        if write {
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(committed == bytes, "{name} differs from its generator");
+    }
+}

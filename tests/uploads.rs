@@ -605,6 +605,99 @@ async fn stalled_body_times_out() {
     assert_eq!(staged_files(&s), 0);
 }
 
+/// Sends `head`, then `body` in `piece`-byte pieces every `every`, and
+/// returns the answer's status (0 if none came within 20 s) and when it came.
+async fn trickle(
+    s: &Server,
+    head: String,
+    body: Vec<u8>,
+    piece: usize,
+    every: Duration,
+) -> (u16, Duration) {
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let started = Instant::now();
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(head.as_bytes()).await;
+        for chunk in body.chunks(piece) {
+            if wr.write_all(chunk).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+        wr
+    });
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), rd.read_to_end(&mut buf)).await;
+    let elapsed = started.elapsed();
+    writer.abort();
+    if buf.is_empty() {
+        return (0, elapsed);
+    }
+    (common::parse_response(&buf).0, elapsed)
+}
+
+/// Issue 14, item 16: a per-piece timeout alone lets a client that sends a
+/// little now and then hold an upload open for hours. After a first
+/// `body_timeout_secs` of grace the body must average
+/// `upload.min_rate_bytes_per_sec`: a trickle under it is 408 though every
+/// piece comes in time, and nothing is stored; an upload at a slow rate
+/// above it goes through.
+#[tokio::test]
+async fn a_trickling_upload_is_cut_off_at_the_minimum_rate() {
+    let s = server("[upload]\nbody_timeout_secs = 2\nmin_rate_bytes_per_sec = 8192\n");
+    let photo = corpus_bytes(PHOTO);
+    let head = |url: &Value, len: usize| {
+        format!(
+            "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
+            target(url.as_str().unwrap()),
+        )
+    };
+    // 1 KB every 250 ms (4 KB/s): each piece well within the 2 s timeout,
+    // the whole under 8 KB/s. Due after 2 s + 1 s per 8 KB: about 4 s.
+    let p = presign(&s, json!({"key": "trickle.jpg"})).await;
+    let (status, took) = trickle(
+        &s,
+        head(&p["url"], photo.len()),
+        photo.clone(),
+        1024,
+        Duration::from_millis(250),
+    )
+    .await;
+    assert_eq!(status, 408, "after {took:?}");
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    assert_eq!(s.get("/trickle.jpg").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(staged_files(&s), 0);
+    assert_eq!(
+        s.metric("mediaedge_uploads_total", &[("outcome", "timeout")])
+            .await,
+        1.0
+    );
+
+    // A small photo at 32 KB/s: slow, but above the rate.
+    let mut small = Vec::new();
+    let img = image::RgbImage::from_fn(160, 120, |x, y| {
+        image::Rgb([(x * 7 ^ y * 13) as u8, (x * y) as u8, (x + y * 3) as u8])
+    });
+    img.write_to(
+        &mut std::io::Cursor::new(&mut small),
+        image::ImageFormat::Png,
+    )
+    .unwrap();
+    let p = presign(&s, json!({"key": "steady.png"})).await;
+    let (status, took) = trickle(
+        &s,
+        head(&p["url"], small.len()),
+        small.clone(),
+        8192,
+        Duration::from_millis(250),
+    )
+    .await;
+    assert_eq!(status, 201, "after {took:?}");
+    assert_eq!(s.get("/steady.png").await.bytes().await.unwrap(), small);
+}
+
 /// Eight readers during repeated overwrites only ever see the whole old or
 /// the whole new bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,6 +14,7 @@ pub struct RawUpload {
     pub max_bytes: u64,
     pub expiry_secs: u64,
     pub body_timeout_secs: u64,
+    pub min_rate_bytes_per_sec: u64,
     pub base_url: Option<String>,
 }
 
@@ -23,6 +24,7 @@ impl Default for RawUpload {
             max_bytes: 25 * 1024 * 1024,
             expiry_secs: 900,
             body_timeout_secs: 30,
+            min_rate_bytes_per_sec: 8192,
             base_url: None,
         }
     }
@@ -35,6 +37,10 @@ pub struct UploadConfig {
     pub expiry: Duration,
     /// Longest wait for the next piece of an upload body (slow clients).
     pub body_timeout: Duration,
+    /// After the first `body_timeout`, the body must keep up this average
+    /// rate (0: no minimum). With the per-piece timeout alone, a client
+    /// sending a byte every few seconds could hold an upload open for days.
+    pub min_rate_bytes_per_sec: u64,
     /// Scheme and host put in front of presigned URLs; `None`: from the request's `Host`.
     pub base_url: Option<String>,
 }
@@ -54,6 +60,12 @@ pub fn validate_upload(raw: &RawUpload) -> Result<UploadConfig, ConfigError> {
         max_bytes: in_range("upload.max_bytes", raw.max_bytes, 1, 1 << 40)?,
         expiry: secs_in_range("upload.expiry_secs", raw.expiry_secs, 1, 7 * 86400)?,
         body_timeout: secs_in_range("upload.body_timeout_secs", raw.body_timeout_secs, 1, 3600)?,
+        min_rate_bytes_per_sec: in_range(
+            "upload.min_rate_bytes_per_sec",
+            raw.min_rate_bytes_per_sec,
+            0,
+            1 << 30,
+        )?,
         base_url,
     })
 }

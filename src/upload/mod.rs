@@ -255,8 +255,10 @@ impl Uploads {
         let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
         let mut media = None;
         let mut total = 0u64;
+        let deadline = BodyDeadline::new(&self.cfg);
         loop {
-            let frame = match tokio::time::timeout(self.cfg.body_timeout, body.frame()).await {
+            let wait = deadline.next_wait(total).ok_or(UploadError::Timeout)?;
+            let frame = match tokio::time::timeout(wait, body.frame()).await {
                 Err(_) => return Err(UploadError::Timeout),
                 Ok(None) => break,
                 Ok(Some(Err(e))) => return Err(UploadError::Incomplete(e.to_string())),
@@ -366,6 +368,42 @@ impl Uploads {
                 }
             }
         });
+    }
+}
+
+/// How long an upload body may take, as Apache's `mod_reqtimeout` does it
+/// (`body=30,MinRate=8192`): each piece within `body_timeout` of the last,
+/// and the whole at `min_rate` bytes a second on average after a first
+/// `body_timeout` of grace — so a slow phone keeps going, a client that
+/// trickles a byte now and then does not hold a connection for hours.
+struct BodyDeadline {
+    started: tokio::time::Instant,
+    per_piece: Duration,
+    min_rate: u64,
+}
+
+impl BodyDeadline {
+    fn new(cfg: &UploadConfig) -> Self {
+        Self {
+            started: tokio::time::Instant::now(),
+            per_piece: cfg.body_timeout,
+            min_rate: cfg.min_rate_bytes_per_sec,
+        }
+    }
+
+    /// The wait allowed for the next piece after `received` bytes; `None`
+    /// when the body is already behind the minimum rate.
+    fn next_wait(&self, received: u64) -> Option<Duration> {
+        self.wait_after(received, self.started.elapsed())
+    }
+
+    fn wait_after(&self, received: u64, elapsed: Duration) -> Option<Duration> {
+        if self.min_rate == 0 {
+            return Some(self.per_piece);
+        }
+        let earned = Duration::from_secs_f64(received as f64 / self.min_rate as f64);
+        let left = (self.per_piece + earned).checked_sub(elapsed)?;
+        (!left.is_zero()).then(|| left.min(self.per_piece))
     }
 }
 
@@ -481,4 +519,37 @@ pub fn presign(
         expires_at: grant.exp,
         max_bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deadline(per_piece: u64, min_rate: u64) -> BodyDeadline {
+        BodyDeadline {
+            started: tokio::time::Instant::now(),
+            per_piece: Duration::from_secs(per_piece),
+            min_rate,
+        }
+    }
+
+    #[test]
+    fn a_body_must_keep_the_minimum_rate_after_the_grace() {
+        let d = deadline(30, 1000);
+        let s = Duration::from_secs;
+        // Within the grace: the per-piece timeout.
+        assert_eq!(d.wait_after(0, s(0)), Some(s(30)));
+        // 10 s in with nothing: 20 s left of the grace.
+        assert_eq!(d.wait_after(0, s(10)), Some(s(20)));
+        // Nothing by the end of the grace: over.
+        assert_eq!(d.wait_after(0, s(30)), None);
+        // Each 1000 bytes buys a second: 100 s in with 80 000 bytes leaves 10 s.
+        assert_eq!(d.wait_after(80_000, s(100)), Some(s(10)));
+        // Never more than the per-piece timeout.
+        assert_eq!(d.wait_after(1_000_000, s(100)), Some(s(30)));
+        // Behind the rate: over, however steadily pieces come.
+        assert_eq!(d.wait_after(60_000, s(100)), None);
+        // 0: only the per-piece timeout.
+        assert_eq!(deadline(30, 0).wait_after(0, s(1_000_000)), Some(s(30)));
+    }
 }
