@@ -116,14 +116,8 @@ async fn disk_cache_keeps_hits_across_a_restart() {
 /// `cache.negative_secs`; an upload of that key is served at once anyway.
 #[tokio::test]
 async fn missing_keys_cost_one_store_request_until_uploaded() {
-    const ADMIN: &str = "admin-key-for-tests-0123456789";
-    let s = Server::builder()
-        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
-        .env(
-            "MEDIAEDGE_SIGNING_SECRET",
-            "signing-secret-for-tests-0123456789",
-        )
-        .start();
+    const ADMIN: &str = common::UPLOAD_ADMIN_KEY;
+    let s = Server::builder().uploads().start();
     let heads = || s.metric("mediaedge_store_requests_total", &[("op", "head")]);
     for _ in 0..5 {
         assert_eq!(s.get("/soon.jpg").await.status(), StatusCode::NOT_FOUND);

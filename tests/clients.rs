@@ -548,26 +548,16 @@ async fn an_h2_connection_waits_for_a_handled_request_then_goes_idle() {
     // deadlines, which do not apply meanwhile. Then the client resets the
     // stream, the handler's read fails and it answers on the stream's own
     // task; from then on the idle deadline applies.
-    const ADMIN: &str = "admin-key-for-tests-0123456789";
     let s = Server::builder()
-        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
-        .env(
-            "MEDIAEDGE_SIGNING_SECRET",
-            "signing-secret-for-tests-0123456789",
-        )
+        .uploads()
         .config("[server]\nheader_read_timeout_secs = 1\nidle_timeout_secs = 1\n")
         .start();
-    let presigned: serde_json::Value = s
-        .client
-        .post(s.url("/_/uploads"))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({ "key": "never.jpg" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let presigned = s
+        .presign(
+            common::UPLOAD_ADMIN_KEY,
+            serde_json::json!({ "key": "never.jpg" }),
+        )
+        .await;
     let url = presigned["url"].as_str().unwrap();
 
     let (send, closed) = h2_connect(&s).await;

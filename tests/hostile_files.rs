@@ -11,15 +11,10 @@ use common::hostile::{self, cpu_seconds};
 use common::{Server, corpus_bytes};
 use reqwest::StatusCode;
 
-const ADMIN: &str = "admin-key-for-tests-0123456789";
-const SECRET: &str = "signing-secret-for-tests-0123456789";
+const ADMIN: &str = common::UPLOAD_ADMIN_KEY;
 
 fn server(config: &str) -> Server {
-    Server::builder()
-        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
-        .env("MEDIAEDGE_SIGNING_SECRET", SECRET)
-        .config(config)
-        .start()
+    Server::builder().uploads().config(config).start()
 }
 
 /// Item 1: the nested EXIF pointer bomb, in every container that carries
@@ -163,9 +158,14 @@ async fn a_transform_past_its_timeout_stops_using_the_cpu() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let spent = cpu_seconds(s.pid()) - before;
     assert!(spent < 0.3, "{spent:.2} s of CPU after the timeout");
-    // The only worker is free again.
-    s.put_corpus("photo_4032x3024_orient1.jpg", "p.jpg");
-    assert_eq!(s.get("/p.jpg?w=100").await.status(), StatusCode::OK);
+    // The only worker is free again (a small image: 0.3 s is short on a
+    // loaded machine).
+    let mut small = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new(&mut small)
+        .encode_image(&common::images::pattern(64, 48))
+        .unwrap();
+    s.put("p.jpg", &small);
+    assert_eq!(s.get("/p.jpg?w=32").await.status(), StatusCode::OK);
 }
 
 /// Item 2: an upload's image check runs under the transform pool's
@@ -180,17 +180,10 @@ async fn upload_checks_hold_a_pool_slot_until_the_decode_ends() {
     let slow = hostile::progressive_scan_bomb(12000, 8000, 99);
     let mut uploads = Vec::new();
     for i in 0..3 {
-        let (s_client, base) = (s.client.clone(), s.base.clone());
-        let presigned: serde_json::Value = s_client
-            .post(format!("{base}/_/uploads"))
-            .bearer_auth(ADMIN)
-            .json(&serde_json::json!({ "key": format!("slow{i}.jpg") }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let s_client = s.client.clone();
+        let presigned = s
+            .presign(ADMIN, serde_json::json!({ "key": format!("slow{i}.jpg") }))
+            .await;
         let url = presigned["url"].as_str().unwrap().to_owned();
         let body = slow.clone();
         uploads.push(tokio::spawn(async move {

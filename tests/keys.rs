@@ -63,14 +63,8 @@ async fn key_length_limit_is_1024_decoded_bytes() {
 /// refused at presign, so nothing is ever stored under them.
 #[tokio::test]
 async fn keys_no_backend_can_keep_are_400_everywhere() {
-    const ADMIN: &str = "admin-key-for-tests-0123456789";
-    let s = Server::builder()
-        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
-        .env(
-            "MEDIAEDGE_SIGNING_SECRET",
-            "signing-secret-for-tests-0123456789",
-        )
-        .start();
+    const ADMIN: &str = common::UPLOAD_ADMIN_KEY;
+    let s = Server::builder().uploads().start();
     for (target, body) in [
         (
             "/orphan/a.jpg%231",

@@ -14,17 +14,11 @@ use common::s3::{Kind, S3Server};
 use common::{Server, corpus_bytes};
 use reqwest::StatusCode;
 
-const ADMIN: &str = "admin-key-for-tests-0123456789";
-const SECRET: &str = "signing-secret-for-tests-0123456789";
+const ADMIN: &str = common::UPLOAD_ADMIN_KEY;
 const PHOTO: &str = "photo_4032x3024_orient1.jpg";
 
 fn node(s3: &S3Server, config: &str) -> Server {
-    Server::builder()
-        .s3(s3)
-        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
-        .env("MEDIAEDGE_SIGNING_SECRET", SECRET)
-        .config(config)
-        .start()
+    Server::builder().s3(s3).uploads().config(config).start()
 }
 
 async fn upload(s: &Server, key: &str, bytes: Vec<u8>) {
@@ -383,17 +377,9 @@ async fn a_used_upload_url_is_refused_by_every_node() {
     for kind in [Kind::Moto, Kind::S3sFs] {
         let s3 = S3Server::start(kind);
         let (a, b) = (node(&s3, ""), node(&s3, ""));
-        let presigned: serde_json::Value = a
-            .client
-            .post(a.url("/_/uploads"))
-            .bearer_auth(ADMIN)
-            .json(&serde_json::json!({"key": "shared/once.jpg"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let presigned = a
+            .presign(ADMIN, serde_json::json!({"key": "shared/once.jpg"}))
+            .await;
         let url = presigned["url"].as_str().unwrap();
         let path = &url[url.find("/_/uploads/").unwrap()..];
         let photo = corpus_bytes(PHOTO);

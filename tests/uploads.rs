@@ -12,8 +12,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub const ADMIN: &str = "admin-key-for-tests-0123456789";
-const SECRET: &str = "signing-secret-for-tests-0123456789";
+pub const ADMIN: &str = common::UPLOAD_ADMIN_KEY;
+const SECRET: &str = common::UPLOAD_SIGNING_SECRET;
 const PHOTO: &str = "photo_4032x3024_orient1.jpg";
 
 fn server(config: &str) -> Server {

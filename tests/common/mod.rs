@@ -26,6 +26,9 @@ pub fn corpus_bytes(name: &str) -> Vec<u8> {
 /// The admin key a test server gets when its test sets none, so the
 /// harness can read `/_/metrics` (which needs it on the public listener).
 pub const HARNESS_ADMIN_KEY: &str = "harness-admin-key-0123456789";
+/// The admin key and signing secret of tests that presign uploads.
+pub const UPLOAD_ADMIN_KEY: &str = "admin-key-for-tests-0123456789";
+pub const UPLOAD_SIGNING_SECRET: &str = "signing-secret-for-tests-0123456789";
 
 pub struct Server {
     child: Child,
@@ -53,6 +56,12 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// Uploads on: [`UPLOAD_ADMIN_KEY`] and [`UPLOAD_SIGNING_SECRET`].
+    pub fn uploads(self) -> Self {
+        self.env("MEDIAEDGE_ADMIN_KEY", UPLOAD_ADMIN_KEY)
+            .env("MEDIAEDGE_SIGNING_SECRET", UPLOAD_SIGNING_SECRET)
+    }
+
     pub fn config(mut self, toml: &str) -> Self {
         self.config = toml.to_owned();
         self
@@ -241,6 +250,20 @@ impl Server {
         std::fs::write(path, bytes).unwrap();
     }
 
+    /// `POST /_/uploads` with `body`: the JSON answer.
+    pub async fn presign(&self, admin_key: &str, body: serde_json::Value) -> serde_json::Value {
+        self.client
+            .post(self.url("/_/uploads"))
+            .bearer_auth(admin_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Presigns `key` with the admin key and PUTs `bytes` to the URL: the
     /// status and JSON answer of the PUT.
     pub async fn upload(
@@ -249,17 +272,9 @@ impl Server {
         key: &str,
         bytes: Vec<u8>,
     ) -> (reqwest::StatusCode, serde_json::Value) {
-        let presigned: serde_json::Value = self
-            .client
-            .post(self.url("/_/uploads"))
-            .bearer_auth(admin_key)
-            .json(&serde_json::json!({ "key": key }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let presigned = self
+            .presign(admin_key, serde_json::json!({ "key": key }))
+            .await;
         let url = presigned["url"].as_str().expect("a presigned url");
         let res = self.client.put(url).body(bytes).send().await.unwrap();
         let status = res.status();
