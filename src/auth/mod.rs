@@ -145,7 +145,7 @@ impl Access {
             }
             _ => None,
         };
-        let v1_window = config.signed_urls.v1_window;
+        let v1_window = V1Window::refused_from(config.signed_urls.v1_refused_from);
         if routes.iter().any(|r| r.access == AccessKind::Signed) && v1_window.accepts(unix_now()) {
             tracing::warn!(
                 until = %config.signed_urls.accept_v1_until,

@@ -11,7 +11,6 @@ use serde::Deserialize;
 
 use super::{ConfigError, Secrets, in_range, secs_in_range};
 use crate::auth::prefix::RoutePrefix;
-use crate::auth::signed::V1Window;
 
 /// `Cache-Control` on routes without their own: browsers and CDNs keep public
 /// media an hour and revalidate with the ETag after that.
@@ -110,8 +109,9 @@ impl Default for RawSignedUrls {
 pub struct SignedUrlsConfig {
     /// The last day (UTC) v1 signed URLs pass, as configured.
     pub accept_v1_until: NaiveDate,
-    /// The same as the first second they do not: midnight UTC after it.
-    pub v1_window: V1Window,
+    /// The same as the first second (Unix time) they do not: midnight UTC
+    /// after it.
+    pub v1_refused_from: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -216,7 +216,7 @@ pub fn validate_signed_urls(raw: &RawSignedUrls) -> Result<SignedUrlsConfig, Con
     };
     Ok(SignedUrlsConfig {
         accept_v1_until: date,
-        v1_window: V1Window::refused_from(refused_from),
+        v1_refused_from: refused_from,
     })
 }
 
@@ -465,12 +465,11 @@ mod tests {
         let c = validate_signed_urls(&RawSignedUrls::default()).unwrap();
         assert_eq!(c.accept_v1_until.to_string(), "2027-06-30");
         // 2027-07-01T00:00:00Z
-        assert!(c.v1_window.accepts(1_814_399_999));
-        assert!(!c.v1_window.accepts(1_814_400_000));
+        assert_eq!(c.v1_refused_from, 1_814_400_000);
         let past = RawSignedUrls {
             accept_v1_until: "1969-12-30".into(),
         };
-        assert!(!validate_signed_urls(&past).unwrap().v1_window.accepts(0));
+        assert_eq!(validate_signed_urls(&past).unwrap().v1_refused_from, 0);
         for bad in [
             "2027-6-30",
             "2027-02-30",
