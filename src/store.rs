@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::{FutureExt as _, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::{
@@ -417,17 +417,13 @@ impl Store {
         let Ok(prefix) = record_path(prefix) else {
             return 0;
         };
-        let Ok(listed) = self
-            .timed(
-                "list_records",
-                self.inner.list(Some(&prefix)).try_collect::<Vec<_>>(),
-            )
-            .await
-        else {
-            return 0;
-        };
+        // Streamed, not collected: a week of uploads can be many records.
+        let mut listed = self.inner.list(Some(&prefix));
         let mut deleted = 0;
-        for meta in listed {
+        while let Ok(Some(meta)) = self
+            .timed("list_records", listed.next().map(Option::transpose))
+            .await
+        {
             if meta.location.filename().is_some_and(&expired)
                 && self
                     .timed("delete_record", self.inner.delete(&meta.location))
