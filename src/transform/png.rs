@@ -171,7 +171,22 @@ struct Shrinker {
     /// Source rows added to `sums` so far.
     rows_in_block: usize,
     rows_seen: usize,
-    out: Vec<u16>,
+    out: Out,
+}
+
+/// The output samples, at the stored depth.
+enum Out {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+}
+
+impl Out {
+    fn put(&mut self, v: u64) {
+        match self {
+            Out::U8(o) => o.push(v as u8),
+            Out::U16(o) => o.push(v as u16),
+        }
+    }
 }
 
 impl Shrinker {
@@ -191,7 +206,14 @@ impl Shrinker {
             sums: vec![0; out_width * channels],
             rows_in_block: 0,
             rows_seen: 0,
-            out: Vec::with_capacity(out_width * h.div_ceil(shrink) * channels),
+            out: {
+                let len = out_width * h.div_ceil(shrink) * channels;
+                if header.sixteen {
+                    Out::U16(Vec::with_capacity(len))
+                } else {
+                    Out::U8(Vec::with_capacity(len))
+                }
+            },
         }
     }
 
@@ -220,6 +242,11 @@ impl Shrinker {
         if row.len() < needed || self.rows_seen >= self.height {
             return Err(TransformError::Undecodable("PNG: malformed rows".into()));
         }
+        if self.shrink == 1 {
+            self.copy_row(&row[..needed]);
+            self.rows_seen += 1;
+            return Ok(());
+        }
         let alpha = self.channels == 4;
         for x in 0..self.width {
             let p = self.pixel(row, x);
@@ -244,6 +271,30 @@ impl Shrinker {
         Ok(())
     }
 
+    /// No shrink: the row as it is (16-bit samples to native order, gray
+    /// and alpha widened to RGBA), without the box-average arithmetic.
+    fn copy_row(&mut self, row: &[u8]) {
+        let widen = self.source_channels == 2;
+        match &mut self.out {
+            Out::U8(o) if widen => {
+                for ga in row.chunks_exact(2) {
+                    o.extend_from_slice(&[ga[0], ga[0], ga[0], ga[1]]);
+                }
+            }
+            Out::U8(o) => o.extend_from_slice(row),
+            Out::U16(o) if widen => {
+                for ga in row.chunks_exact(4) {
+                    let g = u16::from_be_bytes([ga[0], ga[1]]);
+                    o.extend_from_slice(&[g, g, g, u16::from_be_bytes([ga[2], ga[3]])]);
+                }
+            }
+            Out::U16(o) => o.extend(
+                row.chunks_exact(2)
+                    .map(|b| u16::from_be_bytes([b[0], b[1]])),
+            ),
+        }
+    }
+
     fn emit_row(&mut self) {
         let alpha = self.channels == 4;
         for ox in 0..self.out_width {
@@ -256,12 +307,12 @@ impl Shrinker {
                     let v = (self.sums[o + c] + a_sum / 2)
                         .checked_div(a_sum)
                         .unwrap_or(0);
-                    self.out.push(v as u16);
+                    self.out.put(v);
                 }
-                self.out.push(((a_sum + n / 2) / n) as u16);
+                self.out.put((a_sum + n / 2) / n);
             } else {
                 for c in 0..self.channels {
-                    self.out.push(((self.sums[o + c] + n / 2) / n) as u16);
+                    self.out.put((self.sums[o + c] + n / 2) / n);
                 }
             }
         }
@@ -284,10 +335,9 @@ impl Shrinker {
             self.out_width as u32,
             self.height.div_ceil(self.shrink) as u32,
         );
-        let samples = if self.sixteen {
-            Samples::U16(self.out)
-        } else {
-            Samples::U8(self.out.into_iter().map(|v| v as u8).collect())
+        let samples = match self.out {
+            Out::U8(o) => Samples::U8(o),
+            Out::U16(o) => Samples::U16(o),
         };
         Ok(Pixels {
             width: w,
@@ -367,6 +417,34 @@ mod tests {
         let h = probe(&src).unwrap();
         let p = decode(&src, &h, 1, &Job::unbounded()).unwrap();
         assert_eq!(p.samples, Samples::U8(data));
+        // Gray+alpha is widened to RGBA, 16-bit samples to native order.
+        let src = encode(
+            2,
+            1,
+            ColorType::GrayscaleAlpha,
+            BitDepth::Eight,
+            &[10, 200, 20, 0],
+        );
+        let p = decode(&src, &probe(&src).unwrap(), 1, &Job::unbounded()).unwrap();
+        assert_eq!(p.samples, Samples::U8(vec![10, 10, 10, 200, 20, 20, 20, 0]));
+        let src = encode(
+            1,
+            1,
+            ColorType::GrayscaleAlpha,
+            BitDepth::Sixteen,
+            &[1, 2, 3, 4],
+        );
+        let p = decode(&src, &probe(&src).unwrap(), 1, &Job::unbounded()).unwrap();
+        assert_eq!(p.samples, Samples::U16(vec![0x102, 0x102, 0x102, 0x304]));
+        let src = encode(
+            1,
+            1,
+            ColorType::Rgba,
+            BitDepth::Sixteen,
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+        );
+        let p = decode(&src, &probe(&src).unwrap(), 1, &Job::unbounded()).unwrap();
+        assert_eq!(p.samples, Samples::U16(vec![0x102, 0x304, 0x506, 0x708]));
     }
 
     /// A huge compressed ICC profile is dropped, not inflated.
