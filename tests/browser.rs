@@ -71,7 +71,13 @@ async fn run_browser(video_url: &str, set_cookie: Option<String>) -> Value {
             }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let page_url = format!("http://{}/page", listener.local_addr().unwrap());
+    // By name, like the media URL: the page and the media are one site
+    // (Chromium treats two ports of an IP address as two sites, and
+    // protected media is `Cross-Origin-Resource-Policy: same-site`).
+    let page_url = format!(
+        "http://localhost:{}/page",
+        listener.local_addr().unwrap().port()
+    );
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let profile = tempfile::tempdir().unwrap();
@@ -121,7 +127,9 @@ async fn private_video_plays_and_seeks_with_the_cookie() {
     );
     let s = Server::builder().dir(dir).config(&config).start();
     s.put_corpus(VIDEO, "private/videos/clip.mp4");
-    let video_url = s.url("/private/videos/clip.mp4");
+    let video_url = s
+        .url("/private/videos/clip.mp4")
+        .replace("//127.0.0.1:", "//localhost:");
 
     // Without the cookie the browser gets 401s and no video.
     let refused = run_browser(&video_url, None).await;

@@ -204,8 +204,7 @@ async fn uploads_small_and_multipart(backend: Backend) {
     assert_eq!(res.headers()["etag"], up["etag"].as_str().unwrap());
     assert_eq!(res.bytes().await.unwrap(), photo);
     // 12 MB: more than two 5 MiB parts on S3.
-    let mut big = corpus_bytes(VIDEO);
-    big.resize(12 << 20, 3);
+    let big = common::padded_mp4(VIDEO, 12 << 20);
     f.upload("up/big.mp4", big.clone()).await;
     assert_eq!(
         f.server.get("/up/big.mp4").await.bytes().await.unwrap(),

@@ -19,6 +19,18 @@ pub fn corpus(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A corpus MP4 grown to `len` bytes by a trailing `free` box, so it is
+/// still a well-formed file (uploads check the container's boxes).
+pub fn padded_mp4(name: &str, len: usize) -> Vec<u8> {
+    let mut video = corpus_bytes(name);
+    let pad = len - video.len();
+    assert!(pad >= 8, "{name} is already {} bytes", video.len());
+    video.extend_from_slice(&(pad as u32).to_be_bytes());
+    video.extend_from_slice(b"free");
+    video.resize(len, 0);
+    video
+}
+
 pub fn corpus_bytes(name: &str) -> Vec<u8> {
     std::fs::read(corpus(name)).unwrap_or_else(|e| panic!("corpus file {name}: {e}"))
 }
