@@ -2,7 +2,7 @@
 """The speed guard: the default build on its default config, side by side
 with its peers, in alternation — one command, about two minutes:
 
-    python3 bench/guard.py [--rounds 3] [--batch 5] [--wrk-secs 3]
+    python3 bench/guard.py [--rounds 5] [--batch 5] [--wrk-secs 3]
 
 Installs what is missing (nginx and wrk from Debian, sharp from npm into
 target/bench-peers) and builds the release binary, then, for --rounds
@@ -63,7 +63,7 @@ def ensure():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch", type=int, default=5)
     ap.add_argument("--wrk-secs", type=int, default=3)
     args = ap.parse_args()
