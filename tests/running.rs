@@ -19,11 +19,15 @@ fn mediaedge() -> Command {
 /// that must be refused before the server starts. A server that starts
 /// anyway is killed after a few seconds and reported as exit code -1.
 fn refused(config: &str) -> (i32, String) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("m.toml"), config).unwrap();
+    refused_in(tempfile::tempdir().unwrap().path(), config)
+}
+
+/// [`refused`] with `dir` as the working directory.
+fn refused_in(dir: &std::path::Path, config: &str) -> (i32, String) {
+    std::fs::write(dir.join("m.toml"), config).unwrap();
     let child = mediaedge()
         .args(["serve", "--config", "m.toml", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -194,20 +198,10 @@ fn the_disk_cache_never_deletes_files_it_does_not_own() {
         ("./data/cache", "cache.disk_path"),
         ("./shared-tmp", "did not write"),
     ] {
-        std::fs::write(
-            dir.path().join("m.toml"),
-            format!("[cache]\ndisk_path = \"{disk_path}\"\n"),
-        )
-        .unwrap();
-        let out = mediaedge()
-            .args(["serve", "--config", "m.toml", "--listen", "127.0.0.1:0"])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = wait_or_kill(out, Duration::from_secs(10));
+        let out = refused_in(
+            dir.path(),
+            &format!("[cache]\ndisk_path = \"{disk_path}\"\n"),
+        );
         assert_eq!(out.0, 2, "{disk_path}: {}", out.1);
         assert!(out.1.contains(expect), "{disk_path}: {}", out.1);
         assert_eq!(std::fs::read(data.join("photo.jpg")).unwrap(), b"original");

@@ -4,6 +4,8 @@
 
 use std::io::Write;
 
+use super::images::png_chunk as chunk;
+
 /// A TIFF (EXIF) block whose IFD0 holds Orientation = `orientation` and
 /// `n` ExifIFDPointers all aimed at one Exif IFD of `n` InteropIFDPointers
 /// all aimed at one Interop IFD of `n` entries: a reader that follows every
@@ -57,17 +59,6 @@ pub fn jpeg_with_exif(w: u32, h: u32, exif: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&app1);
     out.extend_from_slice(&jpeg[2..]);
     out
-}
-
-/// Appends one PNG chunk.
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(kind);
-    crc.update(data);
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    out.extend_from_slice(&crc.finalize().to_be_bytes());
 }
 
 /// Inserts `chunk` right after IHDR of `png`.

@@ -50,13 +50,7 @@ pub fn interlaced_png(img: &RgbImage) -> Vec<u8> {
         (b"IDAT", &idat[..]),
         (b"IEND", &[][..]),
     ] {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(kind);
-        crc.update(data);
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        out.extend_from_slice(&crc.finalize().to_be_bytes());
+        png_chunk(&mut out, kind, data);
     }
     out
 }
@@ -185,4 +179,15 @@ pub fn animated_webp(w: u32, h: u32) -> Vec<u8> {
     enc.add_frame(webp::AnimFrame::from_rgba(&red, w, h, 0));
     enc.add_frame(webp::AnimFrame::from_rgba(&blue, w, h, 100));
     enc.encode().to_vec()
+}
+
+/// Appends one PNG chunk: length, type, data, CRC.
+pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc.finalize().to_be_bytes());
 }
