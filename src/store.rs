@@ -222,11 +222,7 @@ impl Store {
             return self.timed("put", put).await.map(|_| ());
         }
         if create_only {
-            match self.head(key).await {
-                Ok(_) => return Err(StoreError::Exists),
-                Err(StoreError::NotFound) => {}
-                Err(e) => return Err(e),
-            }
+            self.absent(key).await?;
         }
         let upload = self
             .timed("put", self.inner.put_multipart(key.store_path()))
@@ -268,6 +264,16 @@ impl Store {
                 );
                 Err(StoreError::Timeout)
             }
+        }
+    }
+
+    /// `Exists` if `key` is there: the check before a create-only write
+    /// where the write itself cannot be conditional.
+    pub async fn absent(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        match self.head(key).await {
+            Ok(_) => Err(StoreError::Exists),
+            Err(StoreError::NotFound) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 

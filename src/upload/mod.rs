@@ -196,11 +196,7 @@ impl Uploads {
         // a create-only URL whose key exists.
         once::check_unused(store, grant).await?;
         if grant.if_absent {
-            match store.head(&grant.key).await {
-                Ok(_) => return Err(StoreError::Exists.into()),
-                Err(StoreError::NotFound) => {}
-                Err(e) => return Err(e.into()),
-            }
+            store.absent(&grant.key).await?;
         }
         let staged = tempfile::Builder::new()
             .prefix("upload-")
