@@ -678,7 +678,7 @@ async fn a_trickling_upload_is_cut_off_at_the_minimum_rate() {
     // A small photo at 32 KB/s: slow, but above the rate.
     let mut small = Vec::new();
     let img = image::RgbImage::from_fn(160, 120, |x, y| {
-        image::Rgb([(x * 7 ^ y * 13) as u8, (x * y) as u8, (x + y * 3) as u8])
+        image::Rgb([((x * 7) ^ (y * 13)) as u8, (x * y) as u8, (x + y * 3) as u8])
     });
     img.write_to(
         &mut std::io::Cursor::new(&mut small),
