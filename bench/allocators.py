@@ -3,10 +3,11 @@
 
     python3 bench/allocators.py [--rounds 5] [--wrk-secs 5]
 
-Builds the release binary three times (system allocator: the default;
-mimalloc: --features mimalloc; jemalloc: --features jemalloc)
-into target/bench-alloc/, then, in alternation (system, mimalloc, jemalloc,
-system, …):
+Builds the release binary four times (split: the default, jemalloc below
+256 KiB and glibc from it; system: glibc alone, --no-default-features;
+mimalloc and jemalloc alone: --no-default-features --features X) into
+target/bench-alloc/, then, in alternation (split, system, mimalloc,
+jemalloc, split, …):
 
 * cache hits: wrk at 16 connections on a ~16 KB WebP derivative;
 * misses: median HTTP time of (a) photo → 500x700 cover WebP, distinct keys;
@@ -27,9 +28,10 @@ from peers import PHOTO, burst, ensure_peers, http_get, med  # noqa: E402
 from run import BIN, ROOT, start_server, wrk  # noqa: E402
 
 VARIANTS = [
-    ("system", []),
-    ("mimalloc", ["--features", "mimalloc"]),
-    ("jemalloc", ["--features", "jemalloc"]),
+    ("split", []),
+    ("system", ["--no-default-features"]),
+    ("mimalloc", ["--no-default-features", "--features", "mimalloc"]),
+    ("jemalloc", ["--no-default-features", "--features", "jemalloc"]),
 ]
 OUT = os.path.join(ROOT, "target", "bench-alloc")
 HIT = "w=320&h=320&fit=cover&fmt=webp&q=80"

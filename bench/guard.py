@@ -18,7 +18,8 @@ rounds:
   server.
 
 The server runs as a user starts it: `mediaedge serve --listen … --data …`,
-no config file. Prints the ratios (medians over all rounds) and PASS/FAIL
+no config file, with `RUST_LOG=warn` (no per-request log line, as nginx
+runs with `access_log off`). Prints the ratios (medians over all rounds) and PASS/FAIL
 against the targets of issue 15; exits 1 if any target is missed. Run it
 after any change to the request path, the pipeline, the allocator or the
 connection layer, and quote its table in the commit message.
@@ -61,6 +62,26 @@ def ensure():
     subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "mediaedge"], cwd=ROOT, check=True)
 
 
+def nginx_serving_the_hit(addr, tmp):
+    """nginx (2 workers) serving, as the file /d, the very bytes of the
+    warm derivative the server at `addr` answers for /hit.jpg?HIT_QUERY.
+    Returns (process, port, bytes)."""
+    conn = http.client.HTTPConnection(addr)
+    conn.request("GET", f"/hit.jpg?{HIT_QUERY}")
+    body = conn.getresponse().read()
+    root = os.path.join(tmp, "nginx-root")
+    os.makedirs(root)
+    with open(os.path.join(root, "d"), "wb") as f:
+        f.write(body)
+    os.chmod(os.path.join(root, "d"), 0o644)
+    port = 20000 + os.getpid() % 20000
+    with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+        f.write(NGINX_CONF.format(workers=2, tmp=tmp, port=port, root=root))
+    nginx = subprocess.Popen(["nginx", "-p", tmp, "-c", os.path.join(tmp, "nginx.conf"), "-g", "daemon off;"])
+    time.sleep(0.5)
+    return nginx, port, len(body)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
@@ -82,21 +103,7 @@ def main():
     nginx = None
     try:
         http_get(addr, "/hit.jpg?w=16")  # the first request pays for start-up
-        # nginx serves the very bytes of the warm derivative.
-        conn = http.client.HTTPConnection(addr)
-        conn.request("GET", f"/hit.jpg?{HIT_QUERY}")
-        body = conn.getresponse().read()
-        size = len(body)
-        root = os.path.join(tmp, "nginx-root")
-        os.makedirs(root)
-        with open(os.path.join(root, "d"), "wb") as f:
-            f.write(body)
-        os.chmod(os.path.join(root, "d"), 0o644)
-        port = 20000 + os.getpid() % 20000
-        with open(os.path.join(tmp, "nginx.conf"), "w") as f:
-            f.write(NGINX_CONF.format(workers=2, tmp=tmp, port=port, root=root))
-        nginx = subprocess.Popen(["nginx", "-p", tmp, "-c", os.path.join(tmp, "nginx.conf"), "-g", "daemon off;"])
-        time.sleep(0.5)
+        nginx, port, size = nginx_serving_the_hit(addr, tmp)
 
         sharp = {name: [] for name, *_ in MISSES}
         ours = {name: [] for name, *_ in MISSES}
@@ -122,8 +129,10 @@ def main():
 
     med = statistics.median
     failed = False
-    print(f"\nspeed guard: default build, default config; {args.rounds} alternating rounds "
-          f"({os.cpu_count()} cores, {time.monotonic() - started:.0f} s)\n")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "?"
+    print(f"\nspeed guard: default build, default config (RUST_LOG=warn), commit {commit}; {args.rounds} "
+          f"alternating rounds ({os.cpu_count()} cores, {time.monotonic() - started:.0f} s)\n")
     print("| check | mediaedge | peer | ratio | target | |")
     print("|---|---|---|---|---|---|")
     for name, what, _, target in MISSES:

@@ -3,6 +3,8 @@
 //!
 //! See `ARCHITECTURE.md` for the module map and the life of a request.
 
+#[cfg(feature = "split-allocator")]
+pub mod allocator;
 pub mod auth;
 pub mod cache;
 pub mod client;

@@ -13,25 +13,47 @@ use mediaedge::tools::{self, KeyKind, TokenSpec};
 use mediaedge::upload::{self, PresignRequest};
 use mediaedge::{metrics, server};
 
-/// The system allocator unless a feature picks another. jemalloc served 7 %
-/// more hits per second (`python3 bench/allocators.py`), but under a steady
-/// stream of distinct transforms its RSS kept growing (51 → 132 MB over
-/// 1,200 misses, whatever its decay, arena and background-thread settings)
-/// where glibc's returned to ~47 MB (`bench/soak.py`, docs/RELIABILITY.md):
-/// flat memory is worth more to a long-running server than 7 % of hits.
+/// jemalloc for small blocks, glibc for large ones (`mediaedge::allocator`
+/// says why), unless a feature picks one allocator for everything
+/// (`bench/allocators.py` compares them; without default features it is
+/// glibc alone, tuned below).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(all(
+    feature = "split-allocator",
+    not(feature = "jemalloc"),
+    not(feature = "mimalloc")
+))]
+#[global_allocator]
+static ALLOCATOR: mediaedge::allocator::SplitAllocator = mediaedge::allocator::SplitAllocator;
+
+/// jemalloc's options for the small blocks, read when it starts (the
+/// environment's `_RJEM_MALLOC_CONF` still wins): two arenas instead of
+/// four per core, and freed pages returned after a second instead of ten.
+/// `bench/soak.py`: RSS +0.1 % after warm-up with them, +11.4 % without
+/// (docs/BENCHMARKS.md, issue 15); hits per second the same.
+#[cfg(all(
+    feature = "split-allocator",
+    not(feature = "jemalloc"),
+    not(feature = "mimalloc")
+))]
+#[used]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static JEMALLOC_CONF: mediaedge::allocator::Options =
+    mediaedge::allocator::Options::new(c"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0");
 
 /// glibc's defaults let a server's RSS climb under transforms: large
 /// buffers (decoded photos, several MB) stop being mmapped once one is freed
 /// (the threshold adapts upwards) and then fragment the heap, and each
 /// thread may get its own arena (up to 8 per core) that keeps its peak.
 /// A fixed 256 KiB mmap threshold returns every large buffer to the system
-/// when freed; two arenas bound the rest. Measured by `bench/soak.py`
+/// when freed; two arenas bound the rest. With the split allocator glibc
+/// sees only those large blocks (the same 256 KiB boundary) and the C
+/// codecs' own buffers. Measured by `bench/soak.py`
 /// (docs/RELIABILITY.md). Environment `MALLOC_*` settings still win (glibc
 /// reads them before `main`, and we only set what they did not).
 fn tune_glibc_malloc() {

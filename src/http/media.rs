@@ -16,7 +16,7 @@ use std::ops::Range;
 use std::time::SystemTime;
 
 use axum::body::Body;
-use axum::extract::{Extension, State};
+use axum::extract::{Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -40,19 +40,18 @@ const CROSS_ORIGIN_RESOURCE_POLICY: HeaderName =
     HeaderName::from_static("cross-origin-resource-policy");
 const MEDIA_CSP: &str = "default-src 'none'; sandbox";
 
-pub async fn serve(
-    State(app): State<AppState>,
-    peer: Option<Extension<Peer>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+/// Takes the request whole: separate `Method`, `Uri` and `HeaderMap`
+/// extractors would clone each (the header map is several allocations on
+/// every cache hit).
+pub async fn serve(State(app): State<AppState>, req: Request) -> Response {
     let mut info = RequestInfo {
         route: "media",
         ..Default::default()
     };
-    let client = peer.map(|Extension(Peer(addr))| addr.ip());
-    let mut res = match respond(&app, client, &method, &uri, &headers, &mut info).await {
+    let (parts, _body) = req.into_parts();
+    let client = parts.extensions.get::<Peer>().map(|Peer(addr)| addr.ip());
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    let mut res = match respond(&app, client, method, uri, headers, &mut info).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
     };
