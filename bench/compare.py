@@ -73,7 +73,7 @@ def main():
                     for i in range(args.batch + 1):
                         ms, _ = http_get(addr, f"/{name}{keys[(p, name)]}.jpg?w={w}&h={h}&fit={fit}&fmt={fmt}&q={q}")
                         keys[(p, name)] += 1
-                        if i:  # the first of a batch warms the connection and caches
+                        if i:  # the first of a batch is dropped, like sharp's first iteration
                             miss[(p, name)].append(ms)
                 if p == "sharp/nginx":
                     hits[p].append(wrk(f"127.0.0.1:{port}", "/d", args.conns, args.wrk_secs)[0])

@@ -1,5 +1,6 @@
 //! The server's global allocator: jemalloc for small blocks, the system's
-//! (glibc, tuned in `main.rs`) for large ones.
+//! (glibc, tuned by [`tune_glibc`]) for large ones. Without the
+//! `split-allocator` feature only the tuning is here (glibc alone).
 //!
 //! Each alone failed one of two measurements (docs/BENCHMARKS.md, issue 15;
 //! docs/RELIABILITY.md): jemalloc's RSS climbed under a steady stream of
@@ -16,32 +17,70 @@
 //! the block was allocated with: its size says which allocator owns it. A
 //! `realloc` across the boundary moves the block from one to the other.
 
+#[cfg(feature = "split-allocator")]
 use std::alloc::{GlobalAlloc, Layout, System};
 
+#[cfg(feature = "split-allocator")]
 use tikv_jemallocator::Jemalloc;
 
-/// Blocks of this many bytes or more come from the system allocator. The
-/// same as the mmap threshold `main.rs` gives glibc, so each is its own
-/// mapping.
+/// Blocks of this many bytes or more come from the system allocator, and
+/// glibc's mmap threshold ([`tune_glibc`]): each is its own mapping.
 pub const LARGE: usize = 256 << 10;
 
+/// glibc's defaults let a server's RSS climb under transforms: large
+/// buffers (decoded photos, several MB) stop being mmapped once one is freed
+/// (the threshold adapts upwards) and then fragment the heap, and each
+/// thread may get its own arena (up to 8 per core) that keeps its peak.
+/// A fixed mmap threshold of [`LARGE`] returns every large buffer to the
+/// system when freed; two arenas bound the rest. With the split allocator
+/// glibc sees only those large blocks and the C codecs' own buffers.
+/// Measured by `bench/soak.py` (docs/RELIABILITY.md). Environment
+/// `MALLOC_*` settings still win (glibc reads them before `main`, and we
+/// only set what they did not). Called first thing in `main`.
+pub fn tune_glibc() {
+    #[cfg(all(
+        target_os = "linux",
+        target_env = "gnu",
+        not(feature = "jemalloc"),
+        not(feature = "mimalloc")
+    ))]
+    {
+        let unset = |name: &str| std::env::var_os(name).is_none();
+        // SAFETY: mallopt only changes allocator parameters; called first
+        // thing in main, before any other thread exists.
+        unsafe {
+            if unset("MALLOC_MMAP_THRESHOLD_") {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE as libc::c_int);
+            }
+            if unset("MALLOC_ARENA_MAX") {
+                libc::mallopt(libc::M_ARENA_MAX, 2);
+            }
+        }
+    }
+}
+
 /// jemalloc below [`LARGE`], the system allocator from it.
+#[cfg(feature = "split-allocator")]
 pub struct SplitAllocator;
 
 /// jemalloc's `malloc_conf`: a C string pointer under jemalloc's (prefixed)
 /// symbol name, exported by the binary.
+#[cfg(feature = "split-allocator")]
 #[repr(transparent)]
 pub struct Options(*const std::ffi::c_char);
 
 // SAFETY: the pointer is to a `'static` string that is never written.
+#[cfg(feature = "split-allocator")]
 unsafe impl Sync for Options {}
 
+#[cfg(feature = "split-allocator")]
 impl Options {
     pub const fn new(conf: &'static std::ffi::CStr) -> Self {
         Self(conf.as_ptr())
     }
 }
 
+#[cfg(feature = "split-allocator")]
 fn large(size: usize) -> bool {
     size >= LARGE
 }
@@ -50,6 +89,7 @@ fn large(size: usize) -> bool {
 // by its layout's size, which the caller passes back unchanged; a realloc
 // that changes allocator copies the smaller of the two sizes and frees the
 // old block only after the new one exists.
+#[cfg(feature = "split-allocator")]
 unsafe impl GlobalAlloc for SplitAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract (non-zero size) is passed on.
@@ -107,7 +147,7 @@ unsafe impl GlobalAlloc for SplitAllocator {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "split-allocator"))]
 mod tests {
     use super::*;
 

@@ -3,7 +3,6 @@
 //!
 //! See `ARCHITECTURE.md` for the module map and the life of a request.
 
-#[cfg(feature = "split-allocator")]
 pub mod allocator;
 pub mod auth;
 pub mod cache;

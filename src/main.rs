@@ -16,7 +16,7 @@ use mediaedge::{metrics, server};
 /// jemalloc for small blocks, glibc for large ones (`mediaedge::allocator`
 /// says why), unless a feature picks one allocator for everything
 /// (`bench/allocators.py` compares them; without default features it is
-/// glibc alone, tuned below).
+/// glibc alone, tuned by `mediaedge::allocator::tune_glibc`).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -45,38 +45,6 @@ static ALLOCATOR: mediaedge::allocator::SplitAllocator = mediaedge::allocator::S
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static JEMALLOC_CONF: mediaedge::allocator::Options =
     mediaedge::allocator::Options::new(c"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0");
-
-/// glibc's defaults let a server's RSS climb under transforms: large
-/// buffers (decoded photos, several MB) stop being mmapped once one is freed
-/// (the threshold adapts upwards) and then fragment the heap, and each
-/// thread may get its own arena (up to 8 per core) that keeps its peak.
-/// A fixed 256 KiB mmap threshold returns every large buffer to the system
-/// when freed; two arenas bound the rest. With the split allocator glibc
-/// sees only those large blocks (the same 256 KiB boundary) and the C
-/// codecs' own buffers. Measured by `bench/soak.py`
-/// (docs/RELIABILITY.md). Environment `MALLOC_*` settings still win (glibc
-/// reads them before `main`, and we only set what they did not).
-fn tune_glibc_malloc() {
-    #[cfg(all(
-        target_os = "linux",
-        target_env = "gnu",
-        not(feature = "jemalloc"),
-        not(feature = "mimalloc")
-    ))]
-    {
-        let unset = |name: &str| std::env::var_os(name).is_none();
-        // SAFETY: mallopt only changes allocator parameters; called first
-        // thing in main, before any other thread exists.
-        unsafe {
-            if unset("MALLOC_MMAP_THRESHOLD_") {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
-            }
-            if unset("MALLOC_ARENA_MAX") {
-                libc::mallopt(libc::M_ARENA_MAX, 2);
-            }
-        }
-    }
-}
 
 #[derive(Parser)]
 #[command(
@@ -198,7 +166,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tune_glibc_malloc();
+    mediaedge::allocator::tune_glibc();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {
