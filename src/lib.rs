@@ -9,10 +9,11 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod connection;
-pub mod error;
 pub mod header_values;
 pub mod http;
 pub mod key;
+#[cfg(test)]
+mod layout_tests;
 pub mod media_type;
 pub mod metrics;
 pub mod pipeline;

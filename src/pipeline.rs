@@ -13,10 +13,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
-use crate::cache::{Cache, CacheStatus, Derivative, DerivativeKey, Purge, PurgeCounts};
+use crate::cache::{Cache, CacheStatus, Derivative, DerivativeKey, FillFailed, Purge, PurgeCounts};
 use crate::client::MissRate;
 use crate::config::TransformConfig;
-use crate::error::Error;
 use crate::key::ObjectKey;
 use crate::metrics;
 use crate::store::{OriginalMeta, Store, StoreError};
@@ -26,6 +25,25 @@ use crate::variant::Variant;
 /// Originals up to this size are read whole and kept in memory when served
 /// as they are; larger ones always stream from the store.
 const CACHEABLE_ORIGINAL: u64 = 8 << 20;
+
+/// Why an original or a derivative could not be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Transform(#[from] TransformError),
+    /// Transform parameters on something that is not an image.
+    #[error("transform parameters are only supported on images")]
+    NotAnImage,
+}
+
+/// A fill task that ended without an answer is an internal transform failure.
+impl From<FillFailed> for FetchError {
+    fn from(f: FillFailed) -> Self {
+        FetchError::Transform(TransformError::Internal(format!("fill task failed: {}", f.0)))
+    }
+}
 
 pub enum OriginalBody {
     Bytes(Bytes),
@@ -81,14 +99,14 @@ impl Pipeline {
     }
 
     /// The original's metadata, from cache while it is trusted, else the store.
-    pub async fn meta(&self, key: &ObjectKey) -> Result<(Arc<OriginalMeta>, CacheStatus), Error> {
+    pub async fn meta(&self, key: &ObjectKey) -> Result<(Arc<OriginalMeta>, CacheStatus), StoreError> {
         let store = &self.inner.store;
         self.inner
             .cache
             .meta(
                 key,
-                async { store.head(key).await.map_err(Error::from) },
-                |old| async move { store.revalidate(key, &old).await.map_err(Error::from) },
+                store.head(key),
+                |old| async move { store.revalidate(key, &old).await },
             )
             .await
     }
@@ -107,7 +125,7 @@ impl Pipeline {
         key: &ObjectKey,
         meta: &Arc<OriginalMeta>,
         range: Option<Range<u64>>,
-    ) -> Result<(OriginalBody, CacheStatus), Error> {
+    ) -> Result<(OriginalBody, CacheStatus), FetchError> {
         if meta.size > CACHEABLE_ORIGINAL {
             metrics::cache_miss("original");
             let stream = self.inner.store.read_stream(key, meta, range).await?;
@@ -131,9 +149,9 @@ impl Pipeline {
         meta: &Arc<OriginalMeta>,
         variant: &Variant,
         client: Option<IpAddr>,
-    ) -> Result<(Derivative, CacheStatus), Error> {
+    ) -> Result<(Derivative, CacheStatus), FetchError> {
         if !meta.media.is_image() {
-            return Err(Error::NotAnImage);
+            return Err(FetchError::NotAnImage);
         }
         if !meta.media.is_transformable() {
             return Err(TransformError::Unsupported(format!(
@@ -160,7 +178,7 @@ impl Pipeline {
         meta: Arc<OriginalMeta>,
         variant: Variant,
         client: Option<IpAddr>,
-    ) -> Result<(Derivative, CacheStatus), Error> {
+    ) -> Result<(Derivative, CacheStatus), FetchError> {
         let disk = self.inner.cache.disk();
         if let Some(d) = match disk {
             Some(disk) => disk.get(&dkey).await,
@@ -198,7 +216,7 @@ impl Pipeline {
             fit: variant.fit,
             format: variant.format,
             quality: variant.quality,
-            max_dimension: cfg.max_dimension,
+            max_dimension: cfg.variants.max_dimension,
             max_source_pixels: cfg.max_source_pixels,
         };
         let media = meta.media;
@@ -252,7 +270,7 @@ impl Pipeline {
 
     /// Removes the original `key` from the store, with its shared derivatives
     /// and everything cached on this node. `(deleted, purged)`.
-    pub async fn delete(&self, key: &ObjectKey) -> Result<(bool, PurgeCounts), Error> {
+    pub async fn delete(&self, key: &ObjectKey) -> Result<(bool, PurgeCounts), StoreError> {
         let deleted = self.inner.store.delete(key).await?;
         if self.inner.shared {
             self.inner.store.delete_shared(key).await;
@@ -265,7 +283,7 @@ impl Pipeline {
         &self,
         key: &ObjectKey,
         meta: &Arc<OriginalMeta>,
-    ) -> Result<(Bytes, CacheStatus), Error> {
+    ) -> Result<(Bytes, CacheStatus), FetchError> {
         let (store, k, m, max) = (
             self.inner.store.clone(),
             key.clone(),
@@ -275,7 +293,7 @@ impl Pipeline {
         self.inner
             .cache
             .original(key, &meta.etag, async move {
-                store.read_all(&k, &m, max).await.map_err(Error::from)
+                store.read_all(&k, &m, max).await.map_err(FetchError::from)
             })
             .await
     }

@@ -15,8 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::signed::{UrlSigner, signed_path_and_query};
 use crate::auth::unix_now;
-use crate::config::TransformConfig;
-use crate::variant::{VariantRequest, raw_params};
+use crate::variant::{VariantLimits, VariantRequest, raw_params};
 
 /// Key types `keygen` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -155,12 +154,13 @@ pub fn sign_url(
         .zip(&values)
         .filter_map(|(n, v)| v.as_ref().map(|v| format!("{n}={}&", urlencode(v))))
         .collect();
-    let lenient = TransformConfig {
+    let lenient = VariantLimits {
         allowed_sizes: Vec::new(),
         max_dimension: 16383,
         ..crate::config::Config::embedded_default()
             .map_err(|e| e.to_string())?
             .transform
+            .variants
     };
     VariantRequest::parse(Some(&query_text), &lenient).map_err(|e| e.to_string())?;
     let exp = unix_now() + ttl.as_secs();

@@ -9,7 +9,6 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use crate::config::TransformConfig;
 
 /// A bad transform parameter. The message names the parameter (answers 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,6 +123,67 @@ pub struct Variant {
 }
 
 /// The transform parameters, in canonical order (signed URLs sign them in this order).
+/// A `WxH` entry of `transform.allowed_sizes`; `150x` or `x150` leave one
+/// side free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeSpec {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+impl SizeSpec {
+    /// `WxH` with sides from 1 to `max`.
+    pub fn parse(s: &str, max: u32) -> Result<Self, String> {
+        let (w, h) = s.split_once('x').ok_or("expected WxH, e.g. 150x150")?;
+        let side = |v: &str| -> Result<Option<u32>, String> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            match v.parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(format!("sides must be integers from 1 to {max}")),
+            }
+        };
+        let size = SizeSpec {
+            width: side(w)?,
+            height: side(h)?,
+        };
+        if size.width.is_none() && size.height.is_none() {
+            return Err("expected WxH, e.g. 150x150".into());
+        }
+        Ok(size)
+    }
+}
+
+/// What a request may ask for: the `[transform]` keys that bound the
+/// variant space. Owned here (config fills it in), so parsing a query needs
+/// nothing from the config module.
+#[derive(Debug, Clone)]
+pub struct VariantLimits {
+    pub max_dimension: u32,
+    pub default_quality: u8,
+    /// Boxes a request may ask for, after `dpr` (empty: any).
+    pub allowed_sizes: Vec<SizeSpec>,
+    /// Output formats `fmt` may name, as `webp`, `avif`, `jpeg`, `png` (empty: any).
+    pub allowed_formats: Vec<&'static str>,
+    /// Values `q` may take (empty: 1..=100).
+    pub allowed_qualities: Vec<u8>,
+}
+
+/// For unit tests (the server's defaults are `[transform]`'s, in config).
+#[cfg(test)]
+impl Default for VariantLimits {
+    fn default() -> Self {
+        Self {
+            max_dimension: 4096,
+            default_quality: 80,
+            allowed_sizes: Vec::new(),
+            allowed_formats: Vec::new(),
+            allowed_qualities: Vec::new(),
+        }
+    }
+}
+
 pub const PARAMS: [&str; 6] = ["w", "h", "fit", "fmt", "q", "dpr"];
 
 /// The raw (percent-decoded) value of each transform parameter, in [`PARAMS`]
@@ -155,7 +215,7 @@ pub fn named_params<'q, const N: usize>(
 impl VariantRequest {
     /// Parses the raw query string. `Ok(None)` when no transform parameter is
     /// present (the original is served).
-    pub fn parse(query: Option<&str>, cfg: &TransformConfig) -> Result<Option<Self>, VariantError> {
+    pub fn parse(query: Option<&str>, cfg: &VariantLimits) -> Result<Option<Self>, VariantError> {
         let seen = raw_params(query)?;
         if seen.iter().all(Option::is_none) {
             return Ok(None);
@@ -181,7 +241,7 @@ impl VariantRequest {
     /// The operator's allow-lists: with them set, the variants of one image
     /// are a fixed, small set (sizes × fits × formats × qualities), not one
     /// per `dpr` decimal or `q` value a client cares to send.
-    fn check_allowed(&self, cfg: &TransformConfig) -> Result<(), VariantError> {
+    fn check_allowed(&self, cfg: &VariantLimits) -> Result<(), VariantError> {
         if !cfg.allowed_sizes.is_empty() && (self.w.is_some() || self.h.is_some()) {
             // The box that will be made, after dpr: `dpr` only passes where
             // it lands on a listed size.
@@ -231,7 +291,7 @@ impl VariantRequest {
     }
 
     /// Applies `dpr`, the defaults and content negotiation.
-    pub fn resolve(&self, accept: Option<&str>, cfg: &TransformConfig) -> Variant {
+    pub fn resolve(&self, accept: Option<&str>, cfg: &VariantLimits) -> Variant {
         let (width, height) = scale_box(self.w, self.h, self.dpr, cfg.max_dimension);
         let webp_allowed = cfg.allowed_formats.is_empty() || cfg.allowed_formats.contains(&"webp");
         let (format, negotiated) = match self.fmt {
@@ -364,10 +424,9 @@ fn parse_dpr(v: &str) -> Result<f64, VariantError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SizeSpec;
 
-    fn cfg() -> TransformConfig {
-        TransformConfig::default()
+    fn cfg() -> VariantLimits {
+        VariantLimits::default()
     }
 
     fn parse(q: &str) -> Result<Option<VariantRequest>, VariantError> {

@@ -19,7 +19,6 @@ use moka::future::Cache as Moka;
 use moka::ops::compute::CompResult;
 
 use crate::config::CacheConfig;
-use crate::error::Error;
 use crate::header_values::HeaderValues;
 use crate::key::ObjectKey;
 use crate::media_type::MediaType;
@@ -236,11 +235,11 @@ impl Cache {
         key: &ObjectKey,
         fill: F,
         revalidate: R,
-    ) -> Result<(Arc<OriginalMeta>, CacheStatus), Error>
+    ) -> Result<(Arc<OriginalMeta>, CacheStatus), StoreError>
     where
-        F: Future<Output = Result<OriginalMeta, Error>>,
+        F: Future<Output = Result<OriginalMeta, StoreError>>,
         R: FnOnce(Arc<OriginalMeta>) -> RF,
-        RF: Future<Output = Result<Option<OriginalMeta>, Error>>,
+        RF: Future<Output = Result<Option<OriginalMeta>, StoreError>>,
     {
         if let Some(e) = self.meta.get(key).await
             && e.checked.elapsed() < self.revalidate
@@ -251,12 +250,12 @@ impl Cache {
             && missing.contains_key(key)
         {
             metrics::cache_hit("memory", "missing");
-            return Err(StoreError::NotFound.into());
+            return Err(StoreError::NotFound);
         }
         // Boxed: moka's compute future is large, and moving it inline would
         // make every hit's future (which axum boxes) that large too.
         let result = Box::pin(self.meta_from_store(key, fill, revalidate)).await;
-        if let (Err(Error::Store(StoreError::NotFound)), Some(missing)) = (&result, &self.missing) {
+        if let (Err(StoreError::NotFound), Some(missing)) = (&result, &self.missing) {
             missing.insert(key.clone(), ()).await;
         }
         result
@@ -267,11 +266,11 @@ impl Cache {
         key: &ObjectKey,
         fill: F,
         revalidate: R,
-    ) -> Result<(Arc<OriginalMeta>, CacheStatus), Error>
+    ) -> Result<(Arc<OriginalMeta>, CacheStatus), StoreError>
     where
-        F: Future<Output = Result<OriginalMeta, Error>>,
+        F: Future<Output = Result<OriginalMeta, StoreError>>,
         R: FnOnce(Arc<OriginalMeta>) -> RF,
-        RF: Future<Output = Result<Option<OriginalMeta>, Error>>,
+        RF: Future<Output = Result<Option<OriginalMeta>, StoreError>>,
     {
         let (fresh_for, usable_for) = (self.revalidate, self.revalidate + self.stale_if_error);
         let mut status = CacheStatus::Miss;
@@ -301,11 +300,11 @@ impl Cache {
                             *status = CacheStatus::Miss;
                             Ok(Op::Put(MetaEntry::new(Arc::new(changed))))
                         }
-                        Err(e @ Error::Store(StoreError::NotFound)) => {
+                        Err(e @ StoreError::NotFound) => {
                             *gone = Some(e);
                             Ok(Op::Remove)
                         }
-                        Err(Error::Store(StoreError::Unavailable(_) | StoreError::Timeout))
+                        Err(StoreError::Unavailable(_) | StoreError::Timeout)
                             if existing.checked.elapsed() < usable_for =>
                         {
                             *status = CacheStatus::Stale;
@@ -324,7 +323,7 @@ impl Cache {
                 CompResult::Inserted(e) | CompResult::ReplacedWith(e) | CompResult::Unchanged(e),
             ) => e,
             Ok(CompResult::Removed(_) | CompResult::StillNone(_)) => {
-                return Err(StoreError::NotFound.into());
+                return Err(StoreError::NotFound);
             }
             Err(e) => return Err(e),
         };
@@ -335,14 +334,15 @@ impl Cache {
     }
 
     /// Original bytes by key and ETag; `fill` reads the store once per miss.
-    pub async fn original<F>(
+    pub async fn original<F, E>(
         &self,
         key: &ObjectKey,
         etag: &str,
         fill: F,
-    ) -> Result<(Bytes, CacheStatus), Error>
+    ) -> Result<(Bytes, CacheStatus), E>
     where
-        F: Future<Output = Result<Bytes, Error>> + Send + 'static,
+        F: Future<Output = Result<Bytes, E>> + Send + 'static,
+        E: FillError,
     {
         let ck = (key.clone(), Arc::<str>::from(etag));
         if let Some(b) = self.originals.get(&ck).await {
@@ -351,7 +351,7 @@ impl Cache {
         }
         let entry = Box::pin(self.originals.entry(ck).or_try_insert_with(spawned(fill)))
             .await
-            .map_err(|e: Arc<Error>| (*e).clone())?;
+            .map_err(|e: Arc<E>| (*e).clone())?;
         let status = if entry.is_fresh() {
             CacheStatus::Miss
         } else {
@@ -367,13 +367,14 @@ impl Cache {
     /// A derivative from memory, else from one coalesced `fill` that may
     /// find it on disk (reported as a hit) or make it (a miss). `fill` is
     /// only called on a miss, so a hit pays for none of its captures.
-    pub async fn derivative<F>(
+    pub async fn derivative<F, E>(
         &self,
         key: &DerivativeKey,
         fill: impl FnOnce() -> F,
-    ) -> Result<(Derivative, CacheStatus), Error>
+    ) -> Result<(Derivative, CacheStatus), E>
     where
-        F: Future<Output = Result<(Derivative, CacheStatus), Error>> + Send + 'static,
+        F: Future<Output = Result<(Derivative, CacheStatus), E>> + Send + 'static,
+        E: FillError,
     {
         if let Some(d) = self.derivatives.get(key).await {
             metrics::cache_hit("memory", "derivative");
@@ -394,7 +395,7 @@ impl Cache {
                 })),
         )
         .await
-        .map_err(|e: Arc<Error>| (*e).clone())?;
+        .map_err(|e: Arc<E>| (*e).clone())?;
         let status = if entry.is_fresh() {
             filled_as.lock().map(|s| *s).unwrap_or(CacheStatus::Miss)
         } else {
@@ -441,23 +442,44 @@ impl Cache {
 
 /// Runs a fill in its own task so it completes even if the request that
 /// started it is dropped; the coalesced waiters still get the value.
-async fn spawned<T: Send + 'static>(
-    fill: impl Future<Output = Result<T, Error>> + Send + 'static,
-) -> Result<T, Error> {
+async fn spawned<T: Send + 'static, E: FillError>(
+    fill: impl Future<Output = Result<T, E>> + Send + 'static,
+) -> Result<T, E> {
     // The fill's log lines carry the request id of the request that started it.
     tokio::spawn(tracing::Instrument::in_current_span(fill))
         .await
-        .unwrap_or_else(|e| {
-            Err(Error::Transform(
-                crate::transform::TransformError::Internal(format!("fill task failed: {e}")),
-            ))
-        })
+        .unwrap_or_else(|e| Err(E::from(FillFailed(e.to_string()))))
 }
+
+/// A fill's task ended without an answer (it panicked or was cancelled at
+/// shutdown): the waiters get this instead of a value.
+#[derive(Debug)]
+pub struct FillFailed(pub String);
+
+/// The error a coalesced fill may end in: shared by every waiter (so
+/// `Clone`), and able to say that the fill itself failed.
+pub trait FillError: Clone + Send + Sync + From<FillFailed> + 'static {}
+
+impl<E: Clone + Send + Sync + From<FillFailed> + 'static> FillError for E {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// What the pipeline's error is to the cache: cloneable, and able to
+    /// say the fill failed.
+    #[derive(Debug, Clone)]
+    enum TestError {
+        Refused,
+        Fill,
+    }
+
+    impl From<FillFailed> for TestError {
+        fn from(_: FillFailed) -> Self {
+            TestError::Fill
+        }
+    }
 
     fn cfg() -> CacheConfig {
         CacheConfig {
@@ -500,7 +522,7 @@ mod tests {
                     .derivative(&dkey("a.jpg", "w=1"), || async move {
                         fills.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        Ok((deriv(), CacheStatus::Miss))
+                        Ok::<_, TestError>((deriv(), CacheStatus::Miss))
                     })
                     .await
                     .unwrap()
@@ -528,7 +550,7 @@ mod tests {
             ("b/1.jpg", "w=1"),
         ] {
             cache
-                .derivative(&dkey(o, v), || async { Ok((deriv(), CacheStatus::Miss)) })
+                .derivative(&dkey(o, v), || async { Ok::<_, TestError>((deriv(), CacheStatus::Miss)) })
                 .await
                 .unwrap();
         }
@@ -540,14 +562,14 @@ mod tests {
         assert_eq!(n.memory, 1);
         let (_, s) = cache
             .derivative(&dkey("a/1.jpg", "w=1"), || async {
-                Ok((deriv(), CacheStatus::Miss))
+                Ok::<_, TestError>((deriv(), CacheStatus::Miss))
             })
             .await
             .unwrap();
         assert_eq!(s, CacheStatus::Miss);
         let (_, s) = cache
             .derivative(&dkey("b/1.jpg", "w=1"), || async {
-                Ok((deriv(), CacheStatus::Miss))
+                Ok::<_, TestError>((deriv(), CacheStatus::Miss))
             })
             .await
             .unwrap();
@@ -568,7 +590,7 @@ mod tests {
                 &key,
                 async move {
                     asked.fetch_add(1, Ordering::SeqCst);
-                    Err(StoreError::NotFound.into())
+                    Err(StoreError::NotFound)
                 },
                 |_| async { Ok(None) },
             )
@@ -576,7 +598,7 @@ mod tests {
         for _ in 0..5 {
             assert!(matches!(
                 lookup().await,
-                Err(Error::Store(StoreError::NotFound))
+                Err(StoreError::NotFound)
             ));
         }
         assert_eq!(asked.load(Ordering::SeqCst), 1);
@@ -598,7 +620,7 @@ mod tests {
                     &key,
                     async move {
                         asked.fetch_add(1, Ordering::SeqCst);
-                        Err(StoreError::NotFound.into())
+                        Err(StoreError::NotFound)
                     },
                     |_| async { Ok(None) },
                 )
@@ -612,12 +634,12 @@ mod tests {
     async fn errors_are_not_cached() {
         let cache = Cache::new(&cfg(), None);
         let r = cache
-            .derivative(&dkey("x", "v"), || async { Err(Error::NotAnImage) })
+            .derivative(&dkey("x", "v"), || async { Err(TestError::Refused) })
             .await;
         assert!(r.is_err());
         let (_, s) = cache
             .derivative(&dkey("x", "v"), || async {
-                Ok((deriv(), CacheStatus::Miss))
+                Ok::<_, TestError>((deriv(), CacheStatus::Miss))
             })
             .await
             .unwrap();
@@ -632,7 +654,7 @@ mod tests {
             let d = Derivative::new(body, MediaType::Webp, SystemTime::UNIX_EPOCH, 1, 1);
             cache
                 .derivative(&dkey(&format!("k{i}"), "w=1"), || async move {
-                    Ok((d, CacheStatus::Miss))
+                    Ok::<_, TestError>((d, CacheStatus::Miss))
                 })
                 .await
                 .unwrap();

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::variant::{SizeSpec, VariantLimits};
+
 mod access;
 mod upload;
 pub use access::{
@@ -264,25 +266,13 @@ pub struct DiskCacheConfig {
     pub max_bytes: u64,
 }
 
-/// A `WxH` entry of `allowed_sizes`; `150x` or `x150` leave one side free.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SizeSpec {
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-}
-
 #[derive(Debug, Clone)]
 pub struct TransformConfig {
     pub max_source_pixels: u64,
     pub max_source_bytes: u64,
-    pub max_dimension: u32,
-    pub default_quality: u8,
-    /// Boxes a request may ask for, after `dpr` (empty: any).
-    pub allowed_sizes: Vec<SizeSpec>,
-    /// Output formats `fmt` may name, as `webp`, `avif`, `jpeg`, `png` (empty: any).
-    pub allowed_formats: Vec<&'static str>,
-    /// Values `q` may take (empty: 1..=100).
-    pub allowed_qualities: Vec<u8>,
+    /// What a request may ask for (`max_dimension`, `default_quality`,
+    /// the allow-lists).
+    pub variants: VariantLimits,
     pub workers: usize,
     pub queue: usize,
     pub timeout: Duration,
@@ -371,7 +361,7 @@ impl RawConfig {
         let secrets = read_secrets(env)?;
         let jwt = access::validate_jwt(self.jwt)?;
         let transform = validate_transform(&self.transform)?;
-        let presets = upload::validate_presets(&self.preset, &transform)?;
+        let presets = upload::validate_presets(&self.preset, &transform.variants)?;
         let storage = validate_storage(&self.storage)?;
         let cache = validate_cache(&self.cache)?;
         if let (Backend::Local { path }, Some(disk)) = (&storage.backend, &cache.disk) {
@@ -546,7 +536,7 @@ fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, ConfigError
         .allowed_sizes
         .iter()
         .map(|s| {
-            parse_size(s, max_dimension)
+            SizeSpec::parse(s, max_dimension)
                 .map_err(|m| ConfigError::key("transform.allowed_sizes", format!("'{s}': {m}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -610,11 +600,13 @@ fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, ConfigError
             1,
             1 << 34,
         )?,
-        max_dimension,
-        default_quality,
-        allowed_sizes,
-        allowed_formats,
-        allowed_qualities,
+        variants: VariantLimits {
+            max_dimension,
+            default_quality,
+            allowed_sizes,
+            allowed_formats,
+            allowed_qualities,
+        },
         workers,
         queue: in_range("transform.queue", raw.queue as u64, 0, 1 << 20)? as usize,
         timeout: Duration::from_secs_f64(raw.timeout_secs),
@@ -638,27 +630,6 @@ fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, ConfigError
             1_000_000,
         )? as u32,
     })
-}
-
-fn parse_size(s: &str, max: u32) -> Result<SizeSpec, String> {
-    let (w, h) = s.split_once('x').ok_or("expected WxH, e.g. 150x150")?;
-    let side = |v: &str| -> Result<Option<u32>, String> {
-        if v.is_empty() {
-            return Ok(None);
-        }
-        match v.parse::<u32>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(format!("sides must be integers from 1 to {max}")),
-        }
-    };
-    let size = SizeSpec {
-        width: side(w)?,
-        height: side(h)?,
-    };
-    if size.width.is_none() && size.height.is_none() {
-        return Err("expected WxH, e.g. 150x150".into());
-    }
-    Ok(size)
 }
 
 /// The disk cache deletes what it does not recognise as a finished entry,
@@ -773,7 +744,7 @@ mod tests {
         assert_eq!(path, Path::new("./data"));
         assert!(c.cache.disk.is_none());
         assert_eq!(c.cache.memory_bytes, 256 << 20);
-        assert_eq!(c.transform.max_dimension, 4096);
+        assert_eq!(c.transform.variants.max_dimension, 4096);
         assert!(c.transform.workers >= 1);
         let _ = TransformConfig::default();
     }
@@ -969,7 +940,7 @@ max_bytes = 1000
         assert_eq!(c.server.listen.port(), 9000);
         assert_eq!(c.cache.disk.unwrap().max_bytes, 100 << 20);
         assert_eq!(
-            c.transform.allowed_sizes[2],
+            c.transform.variants.allowed_sizes[2],
             SizeSpec {
                 width: Some(300),
                 height: None

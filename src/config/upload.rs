@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, TransformConfig, in_range, secs_in_range};
-use crate::variant::{Variant, VariantRequest};
+use super::{ConfigError, in_range, secs_in_range};
+use crate::variant::{Variant, VariantLimits, VariantRequest};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -96,7 +96,7 @@ pub struct PresetConfig {
 
 pub fn validate_presets(
     raw: &[RawPreset],
-    transform: &TransformConfig,
+    limits: &VariantLimits,
 ) -> Result<Vec<PresetConfig>, ConfigError> {
     raw.iter()
         .enumerate()
@@ -128,13 +128,13 @@ pub fn validate_presets(
                 query.append_pair("q", &q.to_string());
             }
             let query = query.finish();
-            let request = VariantRequest::parse(Some(&query), transform)
+            let request = VariantRequest::parse(Some(&query), limits)
                 .map_err(|e| ConfigError::key(&key, e))?
                 .ok_or_else(|| {
                     ConfigError::key(&format!("{key}.size"), "expected WxH, e.g. 150x150")
                 })?;
-            let mut variants = vec![request.resolve(Some("image/webp"), transform)];
-            let other = request.resolve(None, transform);
+            let mut variants = vec![request.resolve(Some("image/webp"), limits)];
+            let other = request.resolve(None, limits);
             if other != variants[0] && other.canonical() != variants[0].canonical() {
                 variants.push(other);
             }
@@ -149,6 +149,7 @@ pub fn validate_presets(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::variant::SizeSpec;
 
     fn preset(size: &str, fit: Option<&str>, format: &str) -> RawPreset {
         RawPreset {
@@ -162,7 +163,7 @@ mod tests {
 
     #[test]
     fn presets_resolve_like_viewer_requests() {
-        let t = TransformConfig::default();
+        let t = VariantLimits::default();
         let p = validate_presets(&[preset("150x150", Some("cover"), "webp")], &t).unwrap();
         assert_eq!(p[0].variants.len(), 1);
         assert_eq!(
@@ -184,7 +185,7 @@ mod tests {
 
     #[test]
     fn bad_presets_name_the_key() {
-        let t = TransformConfig::default();
+        let t = VariantLimits::default();
         for bad in [
             preset("150", None, "webp"),
             preset("0x5", None, "webp"),
@@ -194,12 +195,12 @@ mod tests {
             let e = validate_presets(&[bad], &t).unwrap_err().to_string();
             assert!(e.starts_with("preset[0]"), "{e}");
         }
-        let t = TransformConfig {
-            allowed_sizes: vec![super::super::SizeSpec {
+        let t = VariantLimits {
+            allowed_sizes: vec![SizeSpec {
                 width: Some(150),
                 height: Some(150),
             }],
-            ..TransformConfig::default()
+            ..VariantLimits::default()
         };
         assert!(validate_presets(&[preset("500x700", None, "webp")], &t).is_err());
     }

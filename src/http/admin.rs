@@ -11,7 +11,7 @@ use super::upload::read_json;
 use super::{AppState, json, tagged};
 use crate::auth;
 use crate::cache::{Purge, PurgeCounts};
-use crate::error::Error;
+use crate::http::error::Error;
 use crate::key::ObjectKey;
 use crate::metrics;
 use crate::upload::UploadError;

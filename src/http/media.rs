@@ -26,7 +26,7 @@ use super::{AppState, RequestInfo};
 use crate::auth::Route;
 use crate::cache::CacheStatus;
 use crate::client::Peer;
-use crate::error::Error;
+use crate::http::error::Error;
 use crate::header_values::HeaderValues;
 use crate::key::ObjectKey;
 use crate::media_type::MediaType;
@@ -78,7 +78,7 @@ async fn respond(
         info.denied = Some(e.reason());
         return Err(e.into());
     }
-    let cfg = &app.config.transform;
+    let cfg = &app.config.transform.variants;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let variant = VariantRequest::parse(uri.query(), cfg)?.map(|r| r.resolve(accept, cfg));
     info.variant = variant.clone();

@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod conditional;
+pub mod error;
 mod media;
 mod observe;
 mod ops;
@@ -21,7 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::Access;
 use crate::cache::CacheStatus;
 use crate::config::Config;
-use crate::error::Error;
+use crate::http::error::Error;
 use crate::pipeline::Pipeline;
 use crate::upload::Uploads;
 

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::{AppState, json, tagged};
 use crate::auth;
 use crate::client::Peer;
-use crate::error::Error;
+use crate::http::error::Error;
 use crate::key::ObjectKey;
 use crate::metrics;
 use crate::upload::{PresignRequest, UploadError};

@@ -1,6 +1,7 @@
-//! The one error type a request can end in, and the one place it becomes a
-//! status code. The match in [`Error::status`] has no catch-all arm, so a new
-//! variant forces a decision. Bodies are one line of plain text.
+//! The HTTP face of every domain error: the one error type a request can
+//! end in, and the one place it becomes a status code. The match in
+//! [`Error::status`] has no catch-all arm, so a new variant forces a
+//! decision. Bodies are one line of plain text.
 
 use axum::response::{IntoResponse, Response};
 use hyper::StatusCode;
@@ -8,6 +9,7 @@ use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_A
 
 use crate::auth::AuthError;
 use crate::key::KeyError;
+use crate::pipeline::FetchError;
 use crate::store::StoreError;
 use crate::transform::TransformError;
 use crate::upload::UploadError;
@@ -38,6 +40,17 @@ pub enum Error {
     MethodNotAllowed,
     #[error("URI Too Long")]
     UriTooLong,
+}
+
+/// A fetch's failure is answered as what it is underneath.
+impl From<FetchError> for Error {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::Store(e) => Error::Store(e),
+            FetchError::Transform(e) => Error::Transform(e),
+            FetchError::NotAnImage => Error::NotAnImage,
+        }
+    }
 }
 
 impl Error {
