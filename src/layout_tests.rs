@@ -29,7 +29,10 @@ fn source_files() -> Vec<String> {
     }
     let mut files = Vec::new();
     walk(&src_dir(), &mut files);
-    let root = src_dir().parent().map(Path::to_path_buf).unwrap_or_default();
+    let root = src_dir()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     files
         .iter()
         .filter_map(|p| p.strip_prefix(&root).ok())
@@ -42,7 +45,10 @@ fn source_files() -> Vec<String> {
 fn module_of(file: &str) -> Vec<String> {
     let rel = file.trim_start_matches("src/").trim_end_matches(".rs");
     let mut parts: Vec<String> = rel.split('/').map(str::to_owned).collect();
-    if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
         parts.pop();
     }
     parts
@@ -85,7 +91,10 @@ fn tight(stmt: &str) -> String {
     let mut out = String::with_capacity(stmt.len());
     let chars: Vec<char> = stmt.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
-        let near = |j: Option<usize>| j.and_then(|j| chars.get(j)).is_some_and(|n| ":,{}".contains(*n));
+        let near = |j: Option<usize>| {
+            j.and_then(|j| chars.get(j))
+                .is_some_and(|n| ":,{}".contains(*n))
+        };
         if c == ' ' && (near(i.checked_sub(1)) || near(Some(i + 1))) {
             continue;
         }
@@ -252,7 +261,10 @@ fn no_import_cycle_between_source_files() {
         "the import reader misses plain `use crate::…` lines"
     );
     let found = cycles(&graph);
-    assert!(found.is_empty(), "import cycles between source files: {found:#?}");
+    assert!(
+        found.is_empty(),
+        "import cycles between source files: {found:#?}"
+    );
 }
 
 #[test]
@@ -260,7 +272,9 @@ fn the_cycle_finder_finds_cycles() {
     let g = |edges: &[(&str, &str)]| {
         let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (a, b) in edges {
-            g.entry((*a).to_owned()).or_default().insert((*b).to_owned());
+            g.entry((*a).to_owned())
+                .or_default()
+                .insert((*b).to_owned());
             g.entry((*b).to_owned()).or_default();
         }
         g
@@ -275,17 +289,26 @@ fn the_cycle_finder_finds_cycles() {
 #[test]
 fn use_statements_are_read_whole() {
     let text = "use crate::a::{B, c::{D, E as F}};\npub use super::g::H; // use crate::x;\nfn f() { let _ = 1; }\n";
-    let paths: Vec<String> = use_statements(text).iter().flat_map(|s| expand(s)).collect();
+    let paths: Vec<String> = use_statements(text)
+        .iter()
+        .flat_map(|s| expand(s))
+        .collect();
     assert_eq!(
         paths,
-        ["crate::a::B", "crate::a::c::D", "crate::a::c::E as F", "super::g::H"]
+        [
+            "crate::a::B",
+            "crate::a::c::D",
+            "crate::a::c::E as F",
+            "super::g::H"
+        ]
     );
 }
 
 #[test]
 fn the_module_map_names_every_source_file() {
-    let map = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
-        .unwrap_or_else(|e| panic!("ARCHITECTURE.md: {e}"));
+    let map =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .unwrap_or_else(|e| panic!("ARCHITECTURE.md: {e}"));
     let missing: Vec<String> = source_files()
         .into_iter()
         .filter(|f| !map.contains(&format!("`{f}`")))

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod dashboard;
 pub mod header_values;
 pub mod http;
 pub mod key;
@@ -18,7 +19,6 @@ pub mod media_type;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;
-pub mod status;
 pub mod store;
 pub mod telemetry;
 #[cfg(test)]

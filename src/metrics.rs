@@ -32,7 +32,6 @@ pub const JWKS_REFRESHES: &str = "mediaedge_jwks_refreshes_total";
 pub const UPLOADS: &str = "mediaedge_uploads_total";
 pub const UPLOAD_BYTES: &str = "mediaedge_upload_bytes_total";
 pub const PRESETS: &str = "mediaedge_presets_total";
-pub const ADMIN_OPS: &str = "mediaedge_admin_operations_total";
 pub const STALE_SERVED: &str = "mediaedge_stale_served_total";
 pub const CONNECTIONS_REFUSED: &str = "mediaedge_connections_refused_total";
 pub const DERIVATIVES_SENT: &str = "mediaedge_derivatives_sent_total";
@@ -107,7 +106,6 @@ pub fn install() -> Result<PrometheusHandle, String> {
     );
     describe_counter!(UPLOAD_BYTES, "Bytes of published uploads");
     describe_counter!(PRESETS, "Preset variants made after uploads, by outcome");
-    describe_counter!(ADMIN_OPS, "Admin API calls by operation and status");
     describe_counter!(
         CONNECTIONS_REFUSED,
         "Connections answered 503 because server.max_connections were open"
@@ -293,10 +291,6 @@ pub fn preset_made(outcome: &'static str) {
 
 pub fn stale_served() {
     counter!(STALE_SERVED).increment(1);
-}
-
-pub fn admin_op(op: &'static str, status: u16) {
-    counter!(ADMIN_OPS, "op" => op, "status" => status.to_string()).increment(1);
 }
 
 /// Increments a gauge for as long as it lives (and holds its handle, so the

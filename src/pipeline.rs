@@ -41,7 +41,10 @@ pub enum FetchError {
 /// A fill task that ended without an answer is an internal transform failure.
 impl From<FillFailed> for FetchError {
     fn from(f: FillFailed) -> Self {
-        FetchError::Transform(TransformError::Internal(format!("fill task failed: {}", f.0)))
+        FetchError::Transform(TransformError::Internal(format!(
+            "fill task failed: {}",
+            f.0
+        )))
     }
 }
 
@@ -86,28 +89,22 @@ impl Pipeline {
         }
     }
 
-    pub fn cache(&self) -> &Cache {
-        &self.inner.cache
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
-    pub fn transformer(&self) -> &Transformer {
-        &self.inner.transformer
+    /// Brings the cache-size gauges up to date (for `/_/metrics`).
+    pub async fn record_cache_sizes(&self) {
+        self.inner.cache.record_sizes().await;
     }
 
     /// The original's metadata, from cache while it is trusted, else the store.
-    pub async fn meta(&self, key: &ObjectKey) -> Result<(Arc<OriginalMeta>, CacheStatus), StoreError> {
+    pub async fn meta(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<(Arc<OriginalMeta>, CacheStatus), StoreError> {
         let store = &self.inner.store;
         self.inner
             .cache
-            .meta(
-                key,
-                store.head(key),
-                |old| async move { store.revalidate(key, &old).await },
-            )
+            .meta(key, store.head(key), |old| async move {
+                store.revalidate(key, &old).await
+            })
             .await
     }
 

@@ -55,7 +55,13 @@ pub async fn build_state(
         t.refusal_delay,
         t.memory_bytes,
     );
-    let pipeline = Pipeline::new(store, cache, transformer, t.clone(), config.cache.shared);
+    let pipeline = Pipeline::new(
+        store.clone(),
+        cache,
+        transformer.clone(),
+        t.clone(),
+        config.cache.shared,
+    );
     if config.secrets.signing_secret.is_some() && config.upload.base_url.is_none() {
         tracing::warn!(
             "uploads are on without upload.base_url: presigned URLs are built from each \
@@ -65,6 +71,8 @@ pub async fn build_state(
     }
     let uploads = Uploads::new(
         pipeline.clone(),
+        store,
+        transformer,
         config.secrets.signing_secret.as_deref(),
         config.upload.clone(),
         t.clone(),

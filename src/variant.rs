@@ -9,7 +9,6 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-
 /// A bad transform parameter. The message names the parameter (answers 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid parameter {param}: {reason}")]

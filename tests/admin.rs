@@ -137,8 +137,8 @@ async fn purge_by_keys_and_prefix() {
     }
     assert!(
         s.metric(
-            "mediaedge_admin_operations_total",
-            &[("op", "purge"), ("status", "200")]
+            "mediaedge_http_requests_total",
+            &[("route", "purge"), ("status", "200")]
         )
         .await
             >= 2.0

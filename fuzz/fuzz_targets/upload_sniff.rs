@@ -5,7 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use mediaedge::media_type::MediaType;
-use mediaedge::upload::{UploadClass, allowed, avif_size};
+use mediaedge::transform::verify::avif_size;
+use mediaedge::upload::{UploadClass, allowed};
 
 fuzz_target!(|data: &[u8]| {
     let sniffed = MediaType::sniff(data);

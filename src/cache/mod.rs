@@ -550,7 +550,9 @@ mod tests {
             ("b/1.jpg", "w=1"),
         ] {
             cache
-                .derivative(&dkey(o, v), || async { Ok::<_, TestError>((deriv(), CacheStatus::Miss)) })
+                .derivative(&dkey(o, v), || async {
+                    Ok::<_, TestError>((deriv(), CacheStatus::Miss))
+                })
                 .await
                 .unwrap();
         }
@@ -596,10 +598,7 @@ mod tests {
             )
         };
         for _ in 0..5 {
-            assert!(matches!(
-                lookup().await,
-                Err(StoreError::NotFound)
-            ));
+            assert!(matches!(lookup().await, Err(StoreError::NotFound)));
         }
         assert_eq!(asked.load(Ordering::SeqCst), 1);
         cache.purge(&Purge::Key(key.clone())).await;

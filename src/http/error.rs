@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::StatusCode;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 
+use super::body::BodyError;
 use crate::auth::AuthError;
 use crate::key::KeyError;
 use crate::pipeline::FetchError;
@@ -24,6 +25,8 @@ pub enum Error {
     Auth(#[from] AuthError),
     #[error("{0}")]
     Upload(#[from] UploadError),
+    #[error("{0}")]
+    Body(#[from] BodyError),
     #[error("{0}")]
     Key(#[from] KeyError),
     #[error("{0}")]
@@ -74,6 +77,10 @@ impl Error {
                 UploadError::Image(t) => Error::Transform(t.clone()).status(),
                 UploadError::Store(s) => Error::Store(s.clone()).status(),
             },
+            Error::Body(e) => match e {
+                BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::NotExpected(_) => StatusCode::BAD_REQUEST,
+            },
             Error::Key(_) | Error::Variant(_) | Error::NotAnImage => StatusCode::BAD_REQUEST,
             Error::RouteNotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -105,6 +112,7 @@ impl Error {
         match self {
             Error::Auth(_) => "auth",
             Error::Upload(e) => e.outcome(),
+            Error::Body(_) => "bad_body",
             Error::Key(_) => "bad_key",
             Error::Variant(_) => "bad_param",
             Error::NotAnImage => "not_an_image",

@@ -15,19 +15,21 @@ use std::net::IpAddr;
 use std::ops::Range;
 use std::time::SystemTime;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use super::AppState;
 use super::conditional::{self, Outcome, Validators};
-use super::{AppState, RequestInfo};
+use super::response::RequestInfo;
 use crate::auth::Route;
 use crate::cache::CacheStatus;
 use crate::client::Peer;
-use crate::http::error::Error;
 use crate::header_values::HeaderValues;
+use crate::http::error::Error;
 use crate::key::ObjectKey;
 use crate::media_type::MediaType;
 use crate::metrics;
@@ -42,8 +44,12 @@ const MEDIA_CSP: &str = "default-src 'none'; sandbox";
 
 /// Takes the request whole: separate `Method`, `Uri` and `HeaderMap`
 /// extractors would clone each (the header map is several allocations on
-/// every cache hit).
-pub async fn serve(State(app): State<AppState>, req: Request) -> Response {
+/// every cache hit). The answer carries what the request log needs (route,
+/// cache, variant, access) whether it is a success or an error.
+pub async fn serve(
+    State(app): State<AppState>,
+    req: Request,
+) -> (Extension<RequestInfo>, Result<Response, Error>) {
     let mut info = RequestInfo {
         route: "media",
         ..Default::default()
@@ -51,12 +57,8 @@ pub async fn serve(State(app): State<AppState>, req: Request) -> Response {
     let (parts, _body) = req.into_parts();
     let client = parts.extensions.get::<Peer>().map(|Peer(addr)| addr.ip());
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
-    let mut res = match respond(&app, client, method, uri, headers, &mut info).await {
-        Ok(res) => res,
-        Err(e) => e.into_response(),
-    };
-    res.extensions_mut().insert(info);
-    res
+    let res = respond(&app, client, method, uri, headers, &mut info).await;
+    (Extension(info), res)
 }
 
 async fn respond(

@@ -1,77 +1,40 @@
-//! The HTTP surface: the routes table and thin handlers. Handlers parse,
-//! call the pipeline and shape headers; everything else lives below.
+//! The HTTP surface: the routes table. Every route is named here, once
+//! (the `route` of the request log and metrics); the operator's routes sit
+//! behind one access layer (the admin key, [`admin_key`]), off the media
+//! hit path; everything else is `media::serve`, which names itself
+//! `original` or `derivative`. Handlers parse, call the domain and shape
+//! headers, and return `Result<Response, Error>`; [`error`] turns an error
+//! into its status.
 
 mod admin;
+mod admin_key;
+mod body;
 pub mod conditional;
+mod dashboard;
 pub mod error;
 mod media;
 mod observe;
 mod ops;
-mod status;
+mod response;
+mod state;
 mod upload;
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::http::StatusCode;
-use axum::http::header::{CONTENT_TYPE, HeaderValue};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post, put};
-use metrics_exporter_prometheus::PrometheusHandle;
+use axum::response::Response;
+use axum::routing::{MethodRouter, any, delete, get, post, put};
+use tower::util::MapResponseLayer;
 
-use crate::auth::Access;
-use crate::cache::CacheStatus;
-use crate::config::Config;
-use crate::http::error::Error;
-use crate::pipeline::Pipeline;
-use crate::upload::Uploads;
-
-/// Everything a handler may use. Concrete types, no generics. One `Arc`:
-/// axum clones the state for every request and middleware layer, and one
-/// reference count is cheaper than five on the hit path.
-#[derive(Clone)]
-pub struct AppState(Arc<App>);
-
-pub struct App {
-    pub config: Arc<Config>,
-    pub pipeline: Pipeline,
-    pub access: Arc<Access>,
-    pub uploads: Arc<Uploads>,
-    pub metrics: Option<PrometheusHandle>,
-}
-
-impl AppState {
-    pub fn new(app: App) -> Self {
-        Self(Arc::new(app))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = App;
-    fn deref(&self) -> &App {
-        &self.0
-    }
-}
-
-/// What a handler tells the request log and metrics (a response extension).
-#[derive(Debug, Clone, Default)]
-pub struct RequestInfo {
-    pub route: &'static str,
-    pub cache: Option<CacheStatus>,
-    pub variant: Option<crate::variant::Variant>,
-    /// The route's access kind (`public`, `jwt`, `signed`).
-    pub access: &'static str,
-    /// Why access was refused, if it was.
-    pub denied: Option<&'static str>,
-}
+use error::Error;
+pub use response::RequestInfo;
+pub use state::{App, AppState};
 
 /// The routes of `server.metrics_listen`: metrics, the status page and
 /// health without the admin key; nothing else.
 pub fn operator_router(state: AppState) -> Router {
     Router::new()
-        .route("/_/health", get(ops::health))
-        .route("/_/metrics", get(ops::metrics))
-        .route("/_/status", get(status::open))
+        .route("/_/health", named("health", get(ops::health)))
+        .route("/_/metrics", named("metrics", get(ops::metrics)))
+        .route("/_/status", named("status", get(dashboard::show)))
         .fallback(|| async { Error::RouteNotFound })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -85,14 +48,27 @@ pub fn operator_router(state: AppState) -> Router {
 /// reason, errors by kind) would tell an attacker what a forged request ran
 /// into.
 pub fn router(state: AppState) -> Router {
+    let admin = |route: MethodRouter<AppState>| {
+        route.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin_key::require,
+        ))
+    };
     Router::new()
-        .route("/_/health", get(ops::health))
-        .route("/_/metrics", get(ops::metrics_guarded))
-        .route("/_/status", get(status::guarded))
-        .route("/_/uploads", post(upload::presign))
-        .route("/_/uploads/{*key}", put(upload::receive))
-        .route("/_/objects/{*key}", delete(admin::delete_object))
-        .route("/_/purge", post(admin::purge))
+        .route("/_/health", named("health", get(ops::health)))
+        .route("/_/metrics", named("metrics", admin(get(ops::metrics))))
+        .route("/_/status", named("status", admin(get(dashboard::show))))
+        .route("/_/uploads", named("presign", admin(post(upload::presign))))
+        .route(
+            "/_/uploads/{*key}",
+            named("upload", put(upload::receive))
+                .layer(MapResponseLayer::new(upload::close_after_refusal)),
+        )
+        .route(
+            "/_/objects/{*key}",
+            named("delete", admin(delete(admin::delete_object))),
+        )
+        .route("/_/purge", named("purge", admin(post(admin::purge))))
         .route("/_/{*rest}", any(|| async { Error::RouteNotFound }))
         .fallback(media::serve)
         .layer(axum::middleware::from_fn_with_state(
@@ -102,62 +78,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Names the route of a response for the request log and metrics.
-fn tagged(route: &'static str, mut res: Response) -> Response {
-    res.extensions_mut().insert(RequestInfo {
-        route,
-        ..Default::default()
-    });
-    res
-}
-
-/// The refusal for a request without the admin key, if it has none.
-fn refuse_non_admin(
-    app: &AppState,
-    headers: &axum::http::HeaderMap,
-    route: &'static str,
-) -> Option<Response> {
-    crate::auth::check_admin(headers, app.config.secrets.admin_key.as_deref())
-        .err()
-        .map(|e| tagged(route, Error::from(e).into_response()))
-}
-
-/// A JSON answer.
-fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => {
-            let mut res = (status, bytes).into_response();
-            res.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            res
-        }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
-}
-
-/// The HTTP layer's own limits: a path and query over `server.max_url_bytes`
-/// answers 414; a request announcing more than any upload may carry is
-/// answered 413 before routing, without reading a byte.
-/// (Handlers bound what they read too: uploads by their signed limit,
-/// JSON bodies by `upload::MAX_JSON_BODY`.) Called by the one middleware,
-/// [`observe::observe`], so the refusal is logged like any answer.
-fn refuse_oversized(app: &AppState, req: &axum::extract::Request) -> Option<Response> {
-    let max_url = app.config.server.max_url_bytes;
-    if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > max_url {
-        return Some(Error::UriTooLong.into_response());
-    }
-    let limit = app.config.upload.max_bytes;
-    let announced = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if announced.is_none_or(|n| n <= limit) {
-        return None;
-    }
-    let mut res = Error::from(crate::upload::UploadError::TooLarge(limit)).into_response();
-    res.headers_mut().insert(
-        axum::http::header::CONNECTION,
-        HeaderValue::from_static("close"),
-    );
-    Some(res)
+/// A route with its name on every answer, refusals of its layers included.
+fn named(name: &'static str, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.layer(MapResponseLayer::new(move |res: Response| {
+        response::named(name, res)
+    }))
 }

@@ -18,10 +18,12 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use super::{AppState, RequestInfo};
+use super::AppState;
+use super::error::Error;
+use super::response::RequestInfo;
 use crate::metrics;
 use crate::variant::Variant;
 
@@ -52,7 +54,7 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
         span.record("client_request_id", client_id.as_str());
     }
 
-    let mut res = match super::refuse_oversized(&app, &req) {
+    let mut res = match refuse_oversized(&app, &req) {
         Some(refused) => refused,
         None => next.run(req).instrument(span.clone()).await,
     };
@@ -91,6 +93,33 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
         "request"
     );
     res
+}
+
+/// The HTTP layer's own limits: a path and query over `server.max_url_bytes`
+/// answers 414; a request announcing more than any upload may carry is
+/// answered 413 before routing, without reading a byte.
+/// (Handlers bound what they read too: uploads by their signed limit,
+/// JSON bodies by `body::MAX_JSON_BODY`.) Checked here, in the one
+/// middleware, so the refusal is logged like any answer.
+fn refuse_oversized(app: &AppState, req: &Request) -> Option<Response> {
+    let max_url = app.config.server.max_url_bytes;
+    if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > max_url {
+        return Some(Error::UriTooLong.into_response());
+    }
+    let limit = app.config.upload.max_bytes;
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_none_or(|n| n <= limit) {
+        return None;
+    }
+    let mut res = Error::from(crate::upload::UploadError::TooLarge(limit)).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        HeaderValue::from_static("close"),
+    );
+    Some(res)
 }
 
 /// A client's id, if it is safe to write into a log line as is:

@@ -1,51 +1,49 @@
-//! `POST /_/uploads` (admin key: presign) and `PUT /_/uploads/{key}`
-//! (presigned: the upload). The signature is checked before any of the
-//! body is read; the body is streamed by `upload::Uploads::receive`.
+//! `POST /_/uploads` (behind the admin-key layer: presign) and
+//! `PUT /_/uploads/{key}` (presigned: the upload). The signature is checked
+//! before any of the body is read; the body is streamed by
+//! `upload::Uploads::receive`.
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{CONNECTION, CONTENT_LENGTH, HeaderValue};
 use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-use super::{AppState, json, tagged};
-use crate::auth;
+use super::AppState;
+use super::body::read_json;
+use super::error::Error;
+use super::response::json;
 use crate::client::Peer;
-use crate::http::error::Error;
 use crate::key::ObjectKey;
 use crate::metrics;
-use crate::upload::{PresignRequest, UploadError};
+use crate::upload::{PresignRequest, Presigned};
 
-/// Largest presign request body (a few short JSON fields).
-pub const MAX_JSON_BODY: usize = 64 << 10;
-
-pub async fn presign(State(app): State<AppState>, req: Request) -> Response {
-    let result = async {
-        auth::check_admin(req.headers(), app.config.secrets.admin_key.as_deref())?;
-        let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
-        let (scheme, host) = app
-            .config
-            .server
-            .trusted_proxies
-            .origin(peer, req.headers());
-        let body: PresignRequest = read_json(req.into_body()).await?;
-        let base = app.uploads.base_url(
-            scheme,
-            host.as_deref(),
-            &app.config.server.listen.to_string(),
-        );
-        Ok::<_, Error>(app.uploads.presign(body, &base)?)
-    }
-    .await;
-    let res = match result {
-        Ok(p) => json(StatusCode::CREATED, &p),
-        Err(e) => e.into_response(),
-    };
-    metrics::upload("presign", outcome(&res));
-    tagged("presign", res)
+pub async fn presign(State(app): State<AppState>, req: Request) -> Result<Response, Error> {
+    let result = presigned(&app, req).await;
+    metrics::upload("presign", if result.is_ok() { "ok" } else { "refused" });
+    Ok(json(StatusCode::CREATED, &result?))
 }
 
-pub async fn receive(State(app): State<AppState>, uri: Uri, req: Request) -> Response {
+async fn presigned(app: &AppState, req: Request) -> Result<Presigned, Error> {
+    let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
+    let (scheme, host) = app
+        .config
+        .server
+        .trusted_proxies
+        .origin(peer, req.headers());
+    let body: PresignRequest = read_json(req.into_body()).await?;
+    let base = app.uploads.base_url(
+        scheme,
+        host.as_deref(),
+        &app.config.server.listen.to_string(),
+    );
+    Ok(app.uploads.presign(body, &base)?)
+}
+
+pub async fn receive(
+    State(app): State<AppState>,
+    uri: Uri,
+    req: Request,
+) -> Result<Response, Error> {
     let result = async {
         let path = uri.path().strip_prefix("/_/uploads").unwrap_or("");
         let key = ObjectKey::from_request_path(path)?;
@@ -57,41 +55,21 @@ pub async fn receive(State(app): State<AppState>, uri: Uri, req: Request) -> Res
         Ok::<_, Error>(app.uploads.receive(&grant, length, req.into_body()).await?)
     }
     .await;
-    let (res, outcome) = match result {
-        Ok(u) => (json(StatusCode::CREATED, &u), "ok"),
-        Err(e) => {
-            let outcome = match &e {
-                Error::Upload(u) => u.outcome(),
-                other => other.kind(),
-            };
-            let mut res = e.into_response();
-            // The body may be partly unread: tell the client this connection
-            // ends here, so it does not send its next request on it.
-            res.headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-            (res, outcome)
-        }
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(Error::Upload(u)) => u.outcome(),
+        Err(other) => other.kind(),
     };
     metrics::upload("put", outcome);
-    tagged("upload", res)
+    Ok(json(StatusCode::CREATED, &result?))
 }
 
-/// A small JSON body (an empty body is `{}`); 413 over [`MAX_JSON_BODY`].
-pub async fn read_json<T: serde::de::DeserializeOwned + Default>(body: Body) -> Result<T, Error> {
-    let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
-        .await
-        .map_err(|_| UploadError::TooLarge(MAX_JSON_BODY as u64))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+/// On the upload route, a refusal ends the connection: the body may be
+/// partly unread, and the client must not send its next request after it.
+pub fn close_after_refusal(mut res: Response) -> Response {
+    if !res.status().is_success() {
+        res.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| UploadError::BadRequest(format!("body is not the expected JSON: {e}")).into())
-}
-
-fn outcome(res: &Response) -> &'static str {
-    if res.status().is_success() {
-        "ok"
-    } else {
-        "refused"
-    }
+    res
 }

@@ -16,10 +16,12 @@ mod png;
 mod pool;
 mod resize;
 mod source;
+pub mod verify;
 mod webp;
 
 pub use job::Job;
 pub use pool::{Admission, Transformer};
+pub use verify::{UploadLimits, verify, verify_file};
 
 use crate::media_type::MediaType;
 use crate::variant::{Fit, OutputFormat};
@@ -71,39 +73,6 @@ pub enum TransformError {
     /// Our fault (500).
     #[error("internal transform error: {0}")]
     Internal(String),
-}
-
-/// Checks that an uploaded image is one we can serve: the header parses,
-/// the pixel count is within `max_source_pixels` (before any buffer), and
-/// the whole image decodes (a truncated file fails here, not at the first
-/// viewer). Decoded at the smallest shrink-on-load scale, so a 12 MP JPEG
-/// costs an entropy pass, not a full-size bitmap; under `job`'s deadline and
-/// memory budget like any transform. Returns the displayed size (EXIF
-/// orientation applied).
-pub fn verify(
-    src: &[u8],
-    media: MediaType,
-    max_source_pixels: u64,
-    job: &Job,
-) -> Result<(u32, u32), TransformError> {
-    let info = probe_within(src, media, max_source_pixels)?;
-    let plan = plan::Plan::new(
-        (info.width, info.height),
-        info.orientation,
-        Some(16),
-        Some(16),
-        Fit::Inside,
-        16,
-    );
-    let shrink = info.shrink(&plan);
-    let memory = info.memory_needed(&plan, shrink, OutputFormat::Png);
-    let _reserved = job.reserve(memory)?;
-    source::decode(src, &info, shrink, job, memory)?;
-    Ok(if plan::swaps_axes(info.orientation) {
-        (info.height, info.width)
-    } else {
-        (info.width, info.height)
-    })
 }
 
 /// Where one transform's time went (for the benchmark's per-stage profile).

@@ -32,8 +32,9 @@ use crate::key::ObjectKey;
 use crate::media_type::{MediaType, SNIFF_LEN};
 use crate::metrics;
 use crate::pipeline::Pipeline;
+use crate::store::Store;
 use crate::store::StoreError;
-use crate::transform::{self, TransformError};
+use crate::transform::{self, TransformError, Transformer, UploadLimits};
 pub use error::UploadError;
 pub use grant::{Grant, UploadClass};
 
@@ -78,7 +79,12 @@ pub struct Uploaded {
 }
 
 pub struct Uploads {
+    /// Readers' view (purge, metadata) and the presets' derivative path.
     pipeline: Pipeline,
+    /// Where uploads are staged and published.
+    store: Store,
+    /// The pool whose admission every check of the staged bytes runs under.
+    transformer: Transformer,
     signer: Option<UrlSigner>,
     cfg: UploadConfig,
     transform: TransformConfig,
@@ -88,6 +94,8 @@ pub struct Uploads {
 impl Uploads {
     pub fn new(
         pipeline: Pipeline,
+        store: Store,
+        transformer: Transformer,
         signing_secret: Option<&str>,
         cfg: UploadConfig,
         transform: TransformConfig,
@@ -95,6 +103,8 @@ impl Uploads {
     ) -> Self {
         Self {
             pipeline,
+            store,
+            transformer,
             signer: signing_secret.map(UrlSigner::new),
             cfg,
             transform,
@@ -135,7 +145,7 @@ impl Uploads {
         if content_length.is_some_and(|n| n > limit) {
             return Err(UploadError::TooLarge(limit));
         }
-        let store = self.pipeline.store();
+        let store = &self.store;
         // Refused before a byte of the body is read: a used single-use URL,
         // a create-only URL whose key exists.
         once::check_unused(store, grant).await?;
@@ -147,8 +157,7 @@ impl Uploads {
             .tempfile_in(store.staging_dir())
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let (bytes, media) = self.stream_to(&staged, body, limit, grant.class).await?;
-        check_container(&staged, media).await?;
-        let size = self.check_image(&staged, media).await?;
+        let size = self.check_staged(&staged, media).await?;
         let claim = once::claim(store, grant, unix_now()).await?;
         if let Err(e) = store
             .publish(&grant.key, staged.into_temp_path(), grant.if_absent)
@@ -228,54 +237,43 @@ impl Uploads {
         Ok((total, media))
     }
 
-    /// For images: the header parses, the pixels are within the limit and the
-    /// whole image decodes (AVIF, which we do not decode: its header). The
-    /// displayed width and height.
-    async fn check_image(
+    /// The staged bytes, checked where untrusted bytes are worked on: a
+    /// video's or AVIF's container structure to the end of the file (the
+    /// sniff saw only its first bytes), and for images the decode of
+    /// `transform::verify_file`. One job on the transform pool, under its
+    /// admission, deadline and memory budget: the slot is held until the
+    /// check has really ended, even when the upload is answered 503 at the
+    /// timeout. An upload waits (up to the timeout) for a place rather than
+    /// being refused at once, so a phone's upload is not lost to a burst of
+    /// thumbnails. The displayed width and height of an image.
+    async fn check_staged(
         &self,
         staged: &tempfile::NamedTempFile,
         media: MediaType,
     ) -> Result<Option<(u32, u32)>, UploadError> {
-        if !media.is_image() {
+        if !container::applies(media) && !media.is_image() {
             return Ok(None);
         }
-        let max_pixels = self.transform.max_source_pixels;
-        let len = staged.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-        if len > self.transform.max_source_bytes {
-            return Err(TransformError::Undecodable(format!(
-                "image is larger than transform.max_source_bytes ({})",
-                self.transform.max_source_bytes
-            ))
-            .into());
-        }
+        let io = |e: std::io::Error| UploadError::Store(StoreError::Unavailable(e.to_string()));
+        let file = staged.reopen().map_err(io)?;
         let path = staged.path().to_path_buf();
-        // The transform pool's admission, deadline and memory budget, like
-        // any transform: the slot is held until the decode has really ended,
-        // even when the upload is answered 503 at the timeout. An upload
-        // waits (up to the timeout) for a place rather than being refused at
-        // once, so a phone's upload is not lost to a burst of thumbnails.
+        let limits = UploadLimits {
+            max_source_pixels: self.transform.max_source_pixels,
+            max_source_bytes: self.transform.max_source_bytes,
+        };
         let admission = self
-            .pipeline
-            .transformer()
+            .transformer
             .admit_waiting(self.transform.timeout)
             .await?;
-        let size = admission
-            .run(move |job| {
-                let src =
-                    std::fs::read(&path).map_err(|e| TransformError::Internal(e.to_string()))?;
-                match media {
-                    MediaType::Avif => avif_size(&src, max_pixels),
-                    _ => transform::verify(&src, media, max_pixels, job),
-                }
-            })
-            .await?;
-        Ok(Some(size))
+        admission
+            .run(move |job| Ok(check_file(file, &path, media, limits, job)))
+            .await?
     }
 
     /// Deletes the records of expired single-use grants now and then, for
     /// as long as the server runs (every node does; deleting twice is harmless).
     pub fn sweep_used_grants(&self) {
-        let store = self.pipeline.store().clone();
+        let store = self.store.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(once::SWEEP_EVERY).await;
@@ -347,28 +345,29 @@ impl BodyDeadline {
     }
 }
 
-/// Video and AVIF/HEIF: the container's top-level structure holds to the
-/// end of the file (the sniff saw only its first bytes). A few small reads,
-/// off the async threads.
-async fn check_container(
-    staged: &tempfile::NamedTempFile,
+/// The body of [`Uploads::check_staged`]'s pool job.
+fn check_file(
+    file: std::fs::File,
+    path: &std::path::Path,
     media: MediaType,
-) -> Result<(), UploadError> {
-    if !container::applies(media) {
-        return Ok(());
-    }
-    let io = |e: String| UploadError::Store(StoreError::Unavailable(e));
-    let file = staged.reopen().map_err(|e| io(e.to_string()))?;
-    let checked = tokio::task::spawn_blocking(move || container::check(file, media))
-        .await
-        .map_err(|e| io(e.to_string()))?;
-    match checked {
-        Ok(()) => Ok(()),
-        Err(container::ContainerError::Invalid(why)) => {
-            Err(TransformError::Undecodable(why).into())
+    limits: UploadLimits,
+    job: &transform::Job,
+) -> Result<Option<(u32, u32)>, UploadError> {
+    if container::applies(media) {
+        match container::check(file, media) {
+            Ok(()) => {}
+            Err(container::ContainerError::Invalid(why)) => {
+                return Err(TransformError::Undecodable(why).into());
+            }
+            Err(container::ContainerError::Io(e)) => {
+                return Err(UploadError::Store(StoreError::Unavailable(e.to_string())));
+            }
         }
-        Err(container::ContainerError::Io(e)) => Err(io(e.to_string())),
     }
+    if !media.is_image() {
+        return Ok(None);
+    }
+    Ok(Some(transform::verify_file(path, media, limits, job)?))
 }
 
 /// The sniffed type, if this class of upload may store it (public for the
@@ -389,24 +388,6 @@ pub fn allowed(head: &[u8], class: UploadClass) -> Result<MediaType, UploadError
             }
         )))
     }
-}
-
-/// AVIF is stored but not decoded by us: its `ispe` box gives the size.
-pub fn avif_size(src: &[u8], max_pixels: u64) -> Result<(u32, u32), TransformError> {
-    let size = imagesize::blob_size(src)
-        .map_err(|e| TransformError::Undecodable(format!("AVIF header does not parse: {e}")))?;
-    let (w, h) = (size.width as u64, size.height as u64);
-    if w == 0 || h == 0 {
-        return Err(TransformError::Undecodable(
-            "AVIF header has no size".into(),
-        ));
-    }
-    if w * h > max_pixels {
-        return Err(TransformError::TooManyPixels(format!(
-            "{w}x{h} is over transform.max_source_pixels ({max_pixels})"
-        )));
-    }
-    Ok((w as u32, h as u32))
 }
 
 /// The presign decision, pure (the CLI's `presign` uses it too).

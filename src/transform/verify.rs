@@ -1,0 +1,91 @@
+//! Upload verification: proving a staged upload is an image we can serve
+//! before it is published — within the byte and pixel limits, and decoding
+//! whole (AVIF, which we do not decode: its header). Runs as a job on the
+//! transform pool, so untrusted bytes meet one bounded runner.
+
+use std::path::Path;
+
+use super::job::Job;
+use super::{TransformError, plan, probe_within, source};
+use crate::media_type::MediaType;
+use crate::variant::{Fit, OutputFormat};
+
+/// The `[transform]` limits an uploaded image must meet.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    pub max_source_pixels: u64,
+    pub max_source_bytes: u64,
+}
+
+/// The staged file at `path` as an image: its displayed (upright) width and
+/// height, or why it cannot be served.
+pub fn verify_file(
+    path: &Path,
+    media: MediaType,
+    limits: UploadLimits,
+    job: &Job,
+) -> Result<(u32, u32), TransformError> {
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if len > limits.max_source_bytes {
+        return Err(TransformError::Undecodable(format!(
+            "image is larger than transform.max_source_bytes ({})",
+            limits.max_source_bytes
+        )));
+    }
+    let src = std::fs::read(path).map_err(|e| TransformError::Internal(e.to_string()))?;
+    match media {
+        MediaType::Avif => avif_size(&src, limits.max_source_pixels),
+        _ => verify(&src, media, limits.max_source_pixels, job),
+    }
+}
+
+/// Checks that an uploaded image is one we can serve: the header parses,
+/// the pixel count is within `max_source_pixels` (before any buffer), and
+/// the whole image decodes (a truncated file fails here, not at the first
+/// viewer). Decoded at the smallest shrink-on-load scale, so a 12 MP JPEG
+/// costs an entropy pass, not a full-size bitmap; under `job`'s deadline and
+/// memory budget like any transform. Returns the displayed size (EXIF
+/// orientation applied).
+pub fn verify(
+    src: &[u8],
+    media: MediaType,
+    max_source_pixels: u64,
+    job: &Job,
+) -> Result<(u32, u32), TransformError> {
+    let info = probe_within(src, media, max_source_pixels)?;
+    let plan = plan::Plan::new(
+        (info.width, info.height),
+        info.orientation,
+        Some(16),
+        Some(16),
+        Fit::Inside,
+        16,
+    );
+    let shrink = info.shrink(&plan);
+    let memory = info.memory_needed(&plan, shrink, OutputFormat::Png);
+    let _reserved = job.reserve(memory)?;
+    source::decode(src, &info, shrink, job, memory)?;
+    Ok(if plan::swaps_axes(info.orientation) {
+        (info.height, info.width)
+    } else {
+        (info.width, info.height)
+    })
+}
+
+/// AVIF is stored but not decoded by us: its `ispe` box gives the size.
+pub fn avif_size(src: &[u8], max_pixels: u64) -> Result<(u32, u32), TransformError> {
+    let size = imagesize::blob_size(src)
+        .map_err(|e| TransformError::Undecodable(format!("AVIF header does not parse: {e}")))?;
+    let (w, h) = (size.width as u64, size.height as u64);
+    if w == 0 || h == 0 {
+        return Err(TransformError::Undecodable(
+            "AVIF header has no size".into(),
+        ));
+    }
+    if w * h > max_pixels {
+        return Err(TransformError::TooManyPixels(format!(
+            "{w}x{h} is over transform.max_source_pixels ({max_pixels})"
+        )));
+    }
+    Ok((w as u32, h as u32))
+}
