@@ -6,6 +6,7 @@
 pub mod allocator;
 pub mod auth;
 pub mod cache;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connection;
@@ -18,12 +19,12 @@ mod layout_tests;
 pub mod media_type;
 pub mod metrics;
 pub mod pipeline;
+pub mod query;
 pub mod server;
 pub mod store;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;
-pub mod tools;
 pub mod transform;
 pub mod upload;
 pub mod variant;

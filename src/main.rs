@@ -1,5 +1,5 @@
 //! The `mediaedge` command: `serve`, and the helpers `keygen`, `token` and
-//! `sign` (logic in `mediaedge::tools`; here only arguments and files).
+//! `sign` (logic in `mediaedge::cli`; here only arguments and files).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use jsonwebtoken::Algorithm;
+use mediaedge::cli::{self, KeyKind, TokenSpec};
 use mediaedge::config::{Config, Overrides, RawConfig, read_secret};
 use mediaedge::telemetry::{self, LogFormat};
-use mediaedge::tools::{self, KeyKind, TokenSpec};
 use mediaedge::upload::{self, PresignRequest};
 use mediaedge::{metrics, server};
 
@@ -200,7 +200,7 @@ fn main() -> ExitCode {
                 kid: kid.as_deref(),
                 claims: &claims,
             };
-            print_or_fail(tools::mint_token(&spec))
+            print_or_fail(cli::mint_token(&spec))
         }
         Command::Presign {
             key,
@@ -269,13 +269,13 @@ fn main() -> ExitCode {
                 ("q", q),
                 ("dpr", dpr),
             ];
-            print_or_fail(tools::sign_url(&secret, &base_url, &path, &params, exp))
+            print_or_fail(cli::sign_url(&secret, &base_url, &path, &params, exp))
         }
     }
 }
 
 fn keygen(kind: KeyKind, out: &Path, force: bool) -> ExitCode {
-    let pair = match tools::keygen(kind) {
+    let pair = match cli::keygen(kind) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };

@@ -188,27 +188,8 @@ pub const PARAMS: [&str; 6] = ["w", "h", "fit", "fmt", "q", "dpr"];
 /// The raw (percent-decoded) value of each transform parameter, in [`PARAMS`]
 /// order. A parameter given twice is refused: which one counts would be a guess.
 pub fn raw_params(query: Option<&str>) -> Result<[Option<Cow<'_, str>>; 6], VariantError> {
-    named_params(query, &PARAMS).map_err(|i| VariantError::new(PARAMS[i], "given more than once"))
-}
-
-/// The percent-decoded values of the query parameters `names`, in that
-/// order; every other parameter is ignored. `Err(i)` when `names[i]` is
-/// given more than once (which one counts would be a guess). Shared by
-/// transform parameters, signed URLs and presigned uploads.
-pub fn named_params<'q, const N: usize>(
-    query: Option<&'q str>,
-    names: &[&str; N],
-) -> Result<[Option<Cow<'q, str>>; N], usize> {
-    let mut seen: [Option<Cow<'q, str>>; N] = std::array::from_fn(|_| None);
-    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        let Some(i) = names.iter().position(|n| *n == name) else {
-            continue;
-        };
-        if seen[i].replace(value).is_some() {
-            return Err(i);
-        }
-    }
-    Ok(seen)
+    crate::query::named_params(query, &PARAMS)
+        .map_err(|i| VariantError::new(PARAMS[i], "given more than once"))
 }
 
 impl VariantRequest {

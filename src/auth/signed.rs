@@ -156,7 +156,7 @@ impl UrlSigner {
         v1: V1Window,
     ) -> Result<Scheme, SignatureFault> {
         // Given twice is ambiguous: invalid.
-        let fields = variant::named_params(query, &["exp", "sig", "v"])
+        let fields = crate::query::named_params(query, &["exp", "sig", "v"])
             .map_err(|_| SignatureFault::Invalid)?;
         let [Some(exp), Some(sig), version] = fields else {
             return Err(SignatureFault::Missing);

@@ -6,20 +6,32 @@
 //! key (`cache.memory_mb: ...`). Secrets never come from the file: they are
 //! read from `MEDIAEDGE_*` environment variables or the files those name.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::variant::{SizeSpec, VariantLimits};
-
 mod access;
+mod cache;
+mod secrets;
+mod server;
+mod storage;
+mod transform;
 mod upload;
 pub use access::{
     AccessKind, DEFAULT_PRIVATE_CACHE_CONTROL, DEFAULT_PUBLIC_CACHE_CONTROL, JwtConfig, KeySource,
     OneOrMany, RawJwt, RawRoute, RawSignedUrls, RouteConfig, SignedUrlsConfig,
 };
+pub use cache::{CacheConfig, DiskCacheConfig, RawCache};
+use cache::{check_apart, validate_cache};
+use secrets::read_secrets;
+pub use secrets::{Secrets, read_secret};
+use server::validate_server;
+pub use server::{RawServer, ServerConfig};
+use storage::validate_storage;
+pub use storage::{Backend, RawStorage, StorageConfig};
+use transform::validate_transform;
+pub use transform::{RawTransform, TransformConfig};
 pub use upload::{PresetConfig, RawPreset, RawUpload, UploadConfig};
 
 /// A config error, already phrased for the operator and naming the key.
@@ -33,8 +45,7 @@ impl ConfigError {
     }
 }
 
-// ---------- raw, as written ----------
-
+/// The file as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
@@ -49,139 +60,7 @@ pub struct RawConfig {
     pub preset: Vec<RawPreset>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawServer {
-    pub listen: String,
-    pub shutdown_grace_secs: u64,
-    pub header_read_timeout_secs: u64,
-    pub idle_timeout_secs: u64,
-    pub max_header_bytes: u64,
-    pub max_url_bytes: u64,
-    pub max_connections: u64,
-    pub max_connections_per_ip: u64,
-    /// Proxies whose X-Forwarded-* headers are believed.
-    pub trusted_proxies: Vec<String>,
-    /// A second listener serving only metrics, the status page and health
-    /// without the admin key (for a private interface, where Prometheus
-    /// scrapes); unset = none. `status_listen` is its earlier name.
-    #[serde(alias = "status_listen")]
-    pub metrics_listen: Option<String>,
-}
-
-impl Default for RawServer {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".into(),
-            shutdown_grace_secs: 30,
-            header_read_timeout_secs: 10,
-            idle_timeout_secs: 60,
-            max_header_bytes: 16 << 10,
-            max_url_bytes: 8 << 10,
-            max_connections: 1000,
-            max_connections_per_ip: 100,
-            trusted_proxies: Vec::new(),
-            metrics_listen: None,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawStorage {
-    pub kind: String,
-    pub path: PathBuf,
-    pub bucket: Option<String>,
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
-    pub path_style: bool,
-    pub timeout_secs: f64,
-    pub retries: u32,
-}
-
-impl Default for RawStorage {
-    fn default() -> Self {
-        Self {
-            kind: "local".into(),
-            path: PathBuf::from("./data"),
-            bucket: None,
-            endpoint: None,
-            region: None,
-            path_style: false,
-            timeout_secs: 10.0,
-            retries: 2,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawCache {
-    pub memory_mb: u64,
-    pub disk_path: Option<PathBuf>,
-    pub disk_mb: u64,
-    pub revalidate_secs: u64,
-    pub stale_if_error_secs: u64,
-    pub negative_secs: u64,
-    pub shared: bool,
-}
-
-impl Default for RawCache {
-    fn default() -> Self {
-        Self {
-            memory_mb: 256,
-            disk_path: None,
-            disk_mb: 10240,
-            revalidate_secs: 60,
-            stale_if_error_secs: 86400,
-            negative_secs: 5,
-            shared: false,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawTransform {
-    pub max_source_pixels: u64,
-    pub max_source_bytes: u64,
-    pub max_dimension: u32,
-    pub default_quality: u8,
-    pub allowed_sizes: Vec<String>,
-    pub allowed_formats: Vec<String>,
-    pub allowed_qualities: Vec<u64>,
-    pub workers: usize,
-    pub queue: usize,
-    pub timeout_secs: f64,
-    pub refusal_delay_ms: u64,
-    pub memory_mb: u64,
-    pub miss_rate_per_ip: u64,
-    pub miss_burst_per_ip: u64,
-}
-
-impl Default for RawTransform {
-    fn default() -> Self {
-        Self {
-            max_source_pixels: 100_000_000,
-            max_source_bytes: 64 * 1024 * 1024,
-            max_dimension: 4096,
-            default_quality: 80,
-            allowed_sizes: Vec::new(),
-            allowed_formats: Vec::new(),
-            allowed_qualities: Vec::new(),
-            workers: 0,
-            queue: 32,
-            timeout_secs: 30.0,
-            refusal_delay_ms: 100,
-            memory_mb: 512,
-            miss_rate_per_ip: 10,
-            miss_burst_per_ip: 100,
-        }
-    }
-}
-
-// ---------- typed, checked ----------
-
+/// The checked config the server runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
@@ -197,118 +76,6 @@ pub struct Config {
     /// Variants made in the background after each image upload.
     pub presets: Vec<PresetConfig>,
     pub secrets: Secrets,
-}
-
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    pub shutdown_grace: Duration,
-    /// From a request's first byte to the end of its headers (slowloris).
-    pub header_read_timeout: Duration,
-    /// A keep-alive connection with no request and no traffic is closed after this.
-    pub idle_timeout: Duration,
-    /// Request line and headers together (hyper's read buffer; 431 beyond).
-    pub max_header_bytes: usize,
-    /// Path and query (414 beyond).
-    pub max_url_bytes: usize,
-    /// Open connections; one more is answered 503 and closed.
-    pub max_connections: usize,
-    /// Open connections from one client address (IPv6: one /64); trusted
-    /// proxies are not counted.
-    pub max_connections_per_ip: usize,
-    /// Whose X-Forwarded-For/-Proto/-Host are believed.
-    pub trusted_proxies: crate::client::TrustedProxies,
-    /// Where `/_/metrics` and `/_/status` are served without the admin key, if anywhere.
-    pub metrics_listen: Option<SocketAddr>,
-}
-
-#[derive(Debug, Clone)]
-pub struct StorageConfig {
-    pub backend: Backend,
-    /// Longest a storage request may take (then 504, or stale content).
-    pub timeout: Duration,
-    /// Retries of a failed storage request (S3: with exponential backoff).
-    pub retries: u32,
-}
-
-#[derive(Debug, Clone)]
-pub enum Backend {
-    Local {
-        path: PathBuf,
-    },
-    /// Any S3-compatible store; credentials from the standard AWS
-    /// environment variables (or the web-identity / instance chain).
-    S3 {
-        bucket: String,
-        /// `None`: AWS itself.
-        endpoint: Option<String>,
-        region: String,
-        path_style: bool,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct CacheConfig {
-    pub memory_bytes: u64,
-    /// Derivatives are also written to the store (under `_/derivatives/`),
-    /// so a node's miss can be another node's earlier work.
-    pub shared: bool,
-    pub disk: Option<DiskCacheConfig>,
-    pub revalidate: Duration,
-    pub stale_if_error: Duration,
-    /// How long a key the store does not have is remembered as missing (0: not).
-    pub negative: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct DiskCacheConfig {
-    pub path: PathBuf,
-    pub max_bytes: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct TransformConfig {
-    pub max_source_pixels: u64,
-    pub max_source_bytes: u64,
-    /// What a request may ask for (`max_dimension`, `default_quality`,
-    /// the allow-lists).
-    pub variants: VariantLimits,
-    pub workers: usize,
-    pub queue: usize,
-    pub timeout: Duration,
-    /// How long a refused transform's 503 is held back (see `transform::pool`).
-    pub refusal_delay: Duration,
-    /// Memory all running transforms may hold together (see `transform::job`).
-    pub memory_bytes: u64,
-    /// Transforms one client address may start a second (0: no limit), and
-    /// how many it may start at once before that rate applies.
-    pub miss_rate_per_ip: u32,
-    pub miss_burst_per_ip: u32,
-}
-
-/// For unit tests of modules that take a transform config.
-#[cfg(test)]
-impl Default for TransformConfig {
-    fn default() -> Self {
-        validate_transform(&RawTransform::default()).unwrap_or_else(|e| unreachable!("{e}"))
-    }
-}
-
-/// Secrets from the environment (`NAME`) or a file (`NAME_FILE`).
-#[derive(Clone, Default)]
-pub struct Secrets {
-    pub admin_key: Option<String>,
-    pub signing_secret: Option<String>,
-}
-
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = |s: &Option<String>| if s.is_some() { "<set>" } else { "<unset>" };
-        f.debug_struct("Secrets")
-            .field("admin_key", &shown(&self.admin_key))
-            .field("signing_secret", &shown(&self.signing_secret))
-            .finish()
-    }
 }
 
 /// Command-line values that override the file.
@@ -389,289 +156,6 @@ impl Config {
     }
 }
 
-fn validate_server(raw: &RawServer) -> Result<ServerConfig, ConfigError> {
-    let address = |key: &str, text: &str| {
-        text.parse().map_err(|_| {
-            ConfigError::key(
-                key,
-                format!("'{text}' is not an address like 127.0.0.1:8080"),
-            )
-        })
-    };
-    let listen = address("server.listen", &raw.listen)?;
-    let metrics_listen = raw
-        .metrics_listen
-        .as_deref()
-        .map(|a| address("server.metrics_listen", a))
-        .transpose()?;
-    Ok(ServerConfig {
-        listen,
-        metrics_listen,
-        shutdown_grace: secs_in_range(
-            "server.shutdown_grace_secs",
-            raw.shutdown_grace_secs,
-            0,
-            3600,
-        )?,
-        header_read_timeout: secs_in_range(
-            "server.header_read_timeout_secs",
-            raw.header_read_timeout_secs,
-            1,
-            600,
-        )?,
-        idle_timeout: secs_in_range("server.idle_timeout_secs", raw.idle_timeout_secs, 1, 3600)?,
-        // hyper refuses a read buffer under 8 KiB.
-        max_header_bytes: in_range(
-            "server.max_header_bytes",
-            raw.max_header_bytes,
-            8 << 10,
-            1 << 20,
-        )? as usize,
-        max_url_bytes: in_range("server.max_url_bytes", raw.max_url_bytes, 256, 1 << 20)? as usize,
-        max_connections: in_range("server.max_connections", raw.max_connections, 1, 1_000_000)?
-            as usize,
-        max_connections_per_ip: in_range(
-            "server.max_connections_per_ip",
-            raw.max_connections_per_ip,
-            1,
-            1_000_000,
-        )? as usize,
-        trusted_proxies: crate::client::TrustedProxies::parse(&raw.trusted_proxies)
-            .map_err(|m| ConfigError::key("server.trusted_proxies", m))?,
-    })
-}
-
-fn validate_storage(raw: &RawStorage) -> Result<StorageConfig, ConfigError> {
-    let backend = match raw.kind.as_str() {
-        "local" => {
-            if raw.path.as_os_str().is_empty() {
-                return Err(ConfigError::key("storage.path", "must not be empty"));
-            }
-            Backend::Local {
-                path: raw.path.clone(),
-            }
-        }
-        "s3" => {
-            let bucket = raw
-                .bucket
-                .clone()
-                .filter(|b| !b.is_empty())
-                .ok_or_else(|| ConfigError::key("storage.bucket", "needed with kind = \"s3\""))?;
-            if let Some(e) = &raw.endpoint
-                && !(e.starts_with("http://") || e.starts_with("https://"))
-            {
-                return Err(ConfigError::key(
-                    "storage.endpoint",
-                    format!("'{e}' is not an http(s) URL"),
-                ));
-            }
-            Backend::S3 {
-                bucket,
-                endpoint: raw.endpoint.clone(),
-                region: raw.region.clone().unwrap_or_else(|| "us-east-1".into()),
-                path_style: raw.path_style,
-            }
-        }
-        other => {
-            return Err(ConfigError::key(
-                "storage.kind",
-                format!("'{other}' is not supported (expected \"local\" or \"s3\")"),
-            ));
-        }
-    };
-    if !(raw.timeout_secs.is_finite() && raw.timeout_secs > 0.0 && raw.timeout_secs <= 600.0) {
-        return Err(ConfigError::key(
-            "storage.timeout_secs",
-            format!(
-                "must be more than 0 and at most 600 (got {})",
-                raw.timeout_secs
-            ),
-        ));
-    }
-    Ok(StorageConfig {
-        backend,
-        timeout: Duration::from_secs_f64(raw.timeout_secs),
-        retries: in_range("storage.retries", raw.retries as u64, 0, 10)? as u32,
-    })
-}
-
-fn validate_cache(raw: &RawCache) -> Result<CacheConfig, ConfigError> {
-    let memory_mb = in_range("cache.memory_mb", raw.memory_mb, 1, 1 << 20)?;
-    let disk = match &raw.disk_path {
-        None => None,
-        Some(p) if p.as_os_str().is_empty() => {
-            return Err(ConfigError::key(
-                "cache.disk_path",
-                "must not be empty (omit it for memory only)",
-            ));
-        }
-        Some(p) => Some(DiskCacheConfig {
-            path: p.clone(),
-            max_bytes: in_range("cache.disk_mb", raw.disk_mb, 1, 1 << 30)? * 1024 * 1024,
-        }),
-    };
-    Ok(CacheConfig {
-        memory_bytes: memory_mb * 1024 * 1024,
-        shared: raw.shared,
-        disk,
-        revalidate: secs_in_range("cache.revalidate_secs", raw.revalidate_secs, 0, 365 * 86400)?,
-        stale_if_error: secs_in_range(
-            "cache.stale_if_error_secs",
-            raw.stale_if_error_secs,
-            0,
-            365 * 86400,
-        )?,
-        negative: secs_in_range("cache.negative_secs", raw.negative_secs, 0, 3600)?,
-    })
-}
-
-fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, ConfigError> {
-    let max_dimension = in_range(
-        "transform.max_dimension",
-        raw.max_dimension as u64,
-        1,
-        16383,
-    )? as u32;
-    let allowed_sizes = raw
-        .allowed_sizes
-        .iter()
-        .map(|s| {
-            SizeSpec::parse(s, max_dimension)
-                .map_err(|m| ConfigError::key("transform.allowed_sizes", format!("'{s}': {m}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let allowed_formats = raw
-        .allowed_formats
-        .iter()
-        .map(|f| match f.to_ascii_lowercase().as_str() {
-            "webp" => Ok("webp"),
-            "avif" => Ok("avif"),
-            "jpeg" | "jpg" => Ok("jpeg"),
-            "png" => Ok("png"),
-            _ => Err(ConfigError::key(
-                "transform.allowed_formats",
-                format!("'{f}' is not one of webp, avif, jpeg, png"),
-            )),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let allowed_qualities = raw
-        .allowed_qualities
-        .iter()
-        .map(|&q| in_range("transform.allowed_qualities", q, 1, 100).map(|q| q as u8))
-        .collect::<Result<Vec<_>, _>>()?;
-    let default_quality = in_range(
-        "transform.default_quality",
-        raw.default_quality as u64,
-        1,
-        100,
-    )? as u8;
-    if !allowed_qualities.is_empty() && !allowed_qualities.contains(&default_quality) {
-        return Err(ConfigError::key(
-            "transform.allowed_qualities",
-            format!("must include transform.default_quality ({default_quality})"),
-        ));
-    }
-    let workers = if raw.workers == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        in_range("transform.workers", raw.workers as u64, 1, 1024)? as usize
-    };
-    if !(raw.timeout_secs.is_finite() && raw.timeout_secs > 0.0 && raw.timeout_secs <= 3600.0) {
-        return Err(ConfigError::key(
-            "transform.timeout_secs",
-            format!(
-                "must be more than 0 and at most 3600 (got {})",
-                raw.timeout_secs
-            ),
-        ));
-    }
-    Ok(TransformConfig {
-        max_source_pixels: in_range(
-            "transform.max_source_pixels",
-            raw.max_source_pixels,
-            1,
-            1 << 40,
-        )?,
-        max_source_bytes: in_range(
-            "transform.max_source_bytes",
-            raw.max_source_bytes,
-            1,
-            1 << 34,
-        )?,
-        variants: VariantLimits {
-            max_dimension,
-            default_quality,
-            allowed_sizes,
-            allowed_formats,
-            allowed_qualities,
-        },
-        workers,
-        queue: in_range("transform.queue", raw.queue as u64, 0, 1 << 20)? as usize,
-        timeout: Duration::from_secs_f64(raw.timeout_secs),
-        refusal_delay: Duration::from_millis(in_range(
-            "transform.refusal_delay_ms",
-            raw.refusal_delay_ms,
-            0,
-            10_000,
-        )?),
-        memory_bytes: in_range("transform.memory_mb", raw.memory_mb, 16, 1 << 20)? << 20,
-        miss_rate_per_ip: in_range(
-            "transform.miss_rate_per_ip",
-            raw.miss_rate_per_ip,
-            0,
-            100_000,
-        )? as u32,
-        miss_burst_per_ip: in_range(
-            "transform.miss_burst_per_ip",
-            raw.miss_burst_per_ip,
-            1,
-            1_000_000,
-        )? as u32,
-    })
-}
-
-/// The disk cache deletes what it does not recognise as a finished entry,
-/// so it must never share a directory with the originals: not the same
-/// directory, not one inside the other (`.`, the data directory or `/tmp`
-/// as `cache.disk_path` once deleted originals at start). Compared both as
-/// written (made absolute, `..` resolved) and, where they exist, with
-/// symlinks resolved.
-fn check_apart(disk: &Path, storage: &Path) -> Result<(), ConfigError> {
-    let lexical = |p: &Path| -> PathBuf {
-        let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        let mut out = PathBuf::new();
-        for c in abs.components() {
-            match c {
-                std::path::Component::ParentDir => {
-                    out.pop();
-                }
-                std::path::Component::CurDir => {}
-                other => out.push(other),
-            }
-        }
-        out
-    };
-    let overlap = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
-    let (d, s) = (lexical(disk), lexical(storage));
-    let resolved = match (std::fs::canonicalize(disk), std::fs::canonicalize(storage)) {
-        (Ok(d), Ok(s)) => overlap(&d, &s),
-        _ => false,
-    };
-    if overlap(&d, &s) || resolved {
-        return Err(ConfigError::key(
-            "cache.disk_path",
-            format!(
-                "{} overlaps storage.path {}: the cache must have a directory of its own, neither the storage directory nor inside or around it",
-                disk.display(),
-                storage.display()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// A whole number of seconds within `min..=max`, as a duration.
 pub(crate) fn secs_in_range(
     key: &str,
@@ -693,42 +177,10 @@ pub(crate) fn in_range(key: &str, v: u64, min: u64, max: u64) -> Result<u64, Con
     }
 }
 
-fn read_secrets(env: &dyn Fn(&str) -> Option<String>) -> Result<Secrets, ConfigError> {
-    Ok(Secrets {
-        admin_key: read_secret("MEDIAEDGE_ADMIN_KEY", env)?,
-        signing_secret: read_secret("MEDIAEDGE_SIGNING_SECRET", env)?,
-    })
-}
-
-/// `NAME` or `NAME_FILE` (the file's content, trailing newline trimmed).
-pub fn read_secret(
-    name: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<String>, ConfigError> {
-    let file_var = format!("{name}_FILE");
-    let value = match (env(name), env(&file_var)) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::key(
-                name,
-                format!("set either {name} or {file_var}, not both"),
-            ));
-        }
-        (Some(v), None) => v,
-        (None, Some(path)) => std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError::key(&file_var, format!("cannot read {path}: {e}")))?
-            .trim_end_matches(['\n', '\r'])
-            .to_owned(),
-        (None, None) => return Ok(None),
-    };
-    if value.len() < 16 {
-        return Err(ConfigError::key(name, "must be at least 16 bytes"));
-    }
-    Ok(Some(value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::variant::SizeSpec;
 
     fn validate(text: &str) -> Result<Config, ConfigError> {
         RawConfig::from_toml(text)?.validate(&Overrides::default(), &|_| None)

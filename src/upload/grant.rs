@@ -21,7 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::auth::signed::{SignatureFault, UrlSigner};
 use crate::key::ObjectKey;
 use crate::media_type::MediaType;
-use crate::variant::named_params;
+use crate::query::named_params;
 
 /// What a presigned URL lets its holder upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

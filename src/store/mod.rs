@@ -1,5 +1,7 @@
-//! The storage boundary: originals live in an `object_store` (local
-//! filesystem today; S3-compatible stores plug in behind the same trait).
+//! The storage boundary: originals live in an `object_store` (the local
+//! filesystem, or an S3-compatible store behind the same trait). This file
+//! reads; [`publish`] makes uploads objects, [`shared`] keeps the shared
+//! derivative tier, [`records`] the small records nodes agree through.
 //!
 //! [`Store::head`] returns what delivery needs to know about an original —
 //! size, validators and the media type sniffed from its first bytes — and
@@ -14,19 +16,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
-use futures_util::{FutureExt as _, StreamExt, TryStreamExt};
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
-use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, RetryConfig,
-    WriteMultipart,
-};
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
 
 use crate::config::{Backend, StorageConfig};
 use crate::header_values::HeaderValues;
 use crate::key::ObjectKey;
 use crate::media_type::{MediaType, SNIFF_LEN};
 use crate::metrics;
+
+mod publish;
+mod records;
+mod shared;
+
+pub use records::RECORDS_PREFIX;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -66,16 +71,6 @@ pub struct OriginalMeta {
 /// rename) under the reserved `_/` prefix, which no request can read (keys
 /// starting with `_/` are refused).
 const STAGING_DIR: &str = "_/uploads";
-
-/// Where `cache.shared` keeps derivatives in the store (reserved: unreadable as media).
-const SHARED_PREFIX: &str = "_/derivatives/";
-
-/// Small records nodes share through the store (used upload URLs…).
-pub const RECORDS_PREFIX: &str = "_/";
-
-/// Uploads to S3 go in parts of this size (S3's minimum is 5 MiB), two in
-/// flight, so a 25 MB upload holds at most ~10 MB in memory.
-const PART_SIZE: usize = 5 << 20;
 
 #[derive(Clone)]
 pub struct Store {
@@ -161,92 +156,6 @@ impl Store {
         Ok(store)
     }
 
-    /// A directory for files being uploaded.
-    pub fn staging_dir(&self) -> PathBuf {
-        match &self.staging {
-            Staging::Local { root } => root.join(STAGING_DIR),
-            Staging::Remote { dir } => dir.path().to_path_buf(),
-        }
-    }
-
-    /// Makes a complete, validated staged file the object `key`, atomically:
-    /// readers see the old object or the new one, never a part. With
-    /// `create_only`, an existing object is left as it is (`Exists`).
-    pub async fn publish(
-        &self,
-        key: &ObjectKey,
-        staged: tempfile::TempPath,
-        create_only: bool,
-    ) -> Result<(), StoreError> {
-        let result = match &self.staging {
-            Staging::Local { root } => {
-                publish_local(root.join(key.as_str()), staged, create_only).await
-            }
-            Staging::Remote { .. } => self.publish_remote(key, &staged, create_only).await,
-        };
-        let outcome = match &result {
-            Ok(()) => "ok",
-            Err(StoreError::Exists) => "exists",
-            Err(_) => "error",
-        };
-        metrics::store_request("put", outcome);
-        result
-    }
-
-    /// One `PUT` (create-only: `If-None-Match: *`, which AWS S3, MinIO, R2
-    /// and Ceph honour), or a multipart upload for large files. A multipart
-    /// upload cannot be made create-only through object_store, so there a
-    /// `HEAD` just before is the check: two create-only uploads of the same
-    /// large file racing each other could both pass it.
-    async fn publish_remote(
-        &self,
-        key: &ObjectKey,
-        staged: &Path,
-        create_only: bool,
-    ) -> Result<(), StoreError> {
-        use tokio::io::AsyncReadExt as _;
-        let io = |e: std::io::Error| StoreError::Unavailable(e.to_string());
-        let mut file = tokio::fs::File::open(staged).await.map_err(io)?;
-        let len = file.metadata().await.map_err(io)?.len();
-        if len <= PART_SIZE as u64 {
-            let mut buf = Vec::with_capacity(len as usize);
-            file.read_to_end(&mut buf).await.map_err(io)?;
-            let mode = if create_only {
-                PutMode::Create
-            } else {
-                PutMode::Overwrite
-            };
-            let put = self
-                .inner
-                .put_opts(key.store_path(), buf.into(), mode.into());
-            return self.timed("put", put).await.map(|_| ());
-        }
-        if create_only {
-            self.absent(key).await?;
-        }
-        let upload = self
-            .timed("put", self.inner.put_multipart(key.store_path()))
-            .await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match file.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(io(e));
-                }
-            };
-            if let Err(e) = self.timed("put", writer.wait_for_capacity(2)).await {
-                let _ = writer.abort().await;
-                return Err(e);
-            }
-            writer.write(&buf[..n]);
-        }
-        self.timed("put", writer.finish()).await.map(|_| ())
-    }
-
     /// Runs one storage call under the storage timeout.
     async fn timed<T>(
         &self,
@@ -264,16 +173,6 @@ impl Store {
                 );
                 Err(StoreError::Timeout)
             }
-        }
-    }
-
-    /// `Exists` if `key` is there: the check before a create-only write
-    /// where the write itself cannot be conditional.
-    pub async fn absent(&self, key: &ObjectKey) -> Result<(), StoreError> {
-        match self.head(key).await {
-            Ok(_) => Err(StoreError::Exists),
-            Err(StoreError::NotFound) => Ok(()),
-            Err(e) => Err(e),
         }
     }
 
@@ -339,137 +238,6 @@ impl Store {
             last_modified,
             media: MediaType::sniff(&head),
         })
-    }
-
-    /// Where the shared derivative tier keeps one derivative:
-    /// `_/derivatives/<key>/<hash of ETag and canonical variant>` — under the
-    /// reserved prefix (never served as media), grouped by original so a
-    /// delete can remove the family.
-    fn shared_path(key: &ObjectKey, etag: &str, variant: &str) -> Option<object_store::path::Path> {
-        let id = blake3::hash(format!("{etag}\n{variant}").as_bytes()).to_hex();
-        object_store::path::Path::parse(format!("{SHARED_PREFIX}{}/{}", key.as_str(), &id[..32]))
-            .ok()
-    }
-
-    /// A derivative another node wrote, if there is one. Failures are not
-    /// errors here: the caller transforms instead.
-    pub async fn get_shared(&self, key: &ObjectKey, etag: &str, variant: &str) -> Option<Bytes> {
-        let path = Self::shared_path(key, etag, variant)?;
-        let res = self
-            .timed(
-                "get_shared",
-                self.inner.get_opts(&path, GetOptions::default()),
-            )
-            .await
-            .ok()?;
-        let bytes = self.timed("get_shared", res.bytes()).await.ok()?;
-        metrics::store_request("get_shared", "ok");
-        Some(bytes)
-    }
-
-    /// Writes a derivative for other nodes (callers do it in the background).
-    pub async fn put_shared(&self, key: &ObjectKey, etag: &str, variant: &str, body: Bytes) {
-        let Some(path) = Self::shared_path(key, etag, variant) else {
-            return;
-        };
-        if self
-            .timed("put_shared", self.inner.put(&path, body.into()))
-            .await
-            .is_ok()
-        {
-            metrics::store_request("put_shared", "ok");
-        }
-    }
-
-    /// Writes a small record under the reserved prefix only if none is there
-    /// (a create-only `PUT`; on S3 `If-None-Match: *`): `Ok(false)` when one
-    /// was. Several nodes agree through this alone.
-    pub async fn create_record(&self, path: &str, body: Bytes) -> Result<bool, StoreError> {
-        let path = record_path(path)?;
-        let put = self
-            .inner
-            .put_opts(&path, body.into(), PutMode::Create.into());
-        match self.timed("put_record", put).await {
-            Ok(_) => {
-                metrics::store_request("put_record", "ok");
-                Ok(true)
-            }
-            Err(StoreError::Exists) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether the record `path` exists.
-    pub async fn has_record(&self, path: &str) -> Result<bool, StoreError> {
-        let path = record_path(path)?;
-        match self.timed("head_record", self.inner.head(&path)).await {
-            Ok(_) => Ok(true),
-            Err(StoreError::NotFound) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub async fn delete_record(&self, path: &str) -> Result<(), StoreError> {
-        let path = record_path(path)?;
-        match self.timed("delete_record", self.inner.delete(&path)).await {
-            Ok(()) | Err(StoreError::NotFound) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Deletes the records under `prefix` whose name `expired` says are
-    /// done with; how many.
-    pub async fn sweep_records(&self, prefix: &str, expired: impl Fn(&str) -> bool) -> u64 {
-        let Ok(prefix) = record_path(prefix) else {
-            return 0;
-        };
-        // Streamed, not collected: a week of uploads can be many records.
-        let mut listed = self.inner.list(Some(&prefix));
-        let mut deleted = 0;
-        while let Ok(Some(meta)) = self
-            .timed("list_records", listed.next().map(Option::transpose))
-            .await
-        {
-            if meta.location.filename().is_some_and(&expired)
-                && self
-                    .timed("delete_record", self.inner.delete(&meta.location))
-                    .await
-                    .is_ok()
-            {
-                deleted += 1;
-            }
-        }
-        deleted
-    }
-
-    /// Removes every shared derivative of `key` (any ETag); how many.
-    pub async fn delete_shared(&self, key: &ObjectKey) -> u64 {
-        let Ok(prefix) =
-            object_store::path::Path::parse(format!("{SHARED_PREFIX}{}", key.as_str()))
-        else {
-            return 0;
-        };
-        let listed: Vec<_> = match self
-            .timed(
-                "list_shared",
-                self.inner.list(Some(&prefix)).try_collect::<Vec<_>>(),
-            )
-            .await
-        {
-            Ok(l) => l,
-            Err(_) => return 0,
-        };
-        let mut deleted = 0;
-        for meta in listed {
-            if self
-                .timed("delete_shared", self.inner.delete(&meta.location))
-                .await
-                .is_ok()
-            {
-                deleted += 1;
-            }
-        }
-        deleted
     }
 
     /// Whether `old` still describes `key`: a conditional `HEAD`
@@ -552,52 +320,6 @@ impl Store {
             ..Default::default()
         }
     }
-}
-
-/// A record's place in the store: always under the reserved prefix, which
-/// no request can read as media.
-fn record_path(path: &str) -> Result<object_store::path::Path, StoreError> {
-    if !path.starts_with(RECORDS_PREFIX) {
-        return Err(StoreError::Unavailable(format!(
-            "not a record path: {path}"
-        )));
-    }
-    object_store::path::Path::parse(path).map_err(|e| StoreError::Unavailable(e.to_string()))
-}
-
-/// fsync the staged file, rename it over the destination (create-only: a
-/// link, which fails if the name exists), fsync the directory.
-async fn publish_local(
-    dest: PathBuf,
-    staged: tempfile::TempPath,
-    create_only: bool,
-) -> Result<(), StoreError> {
-    let published = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::File::open(&staged)?.sync_all()?;
-        let parent = dest.parent().unwrap_or(Path::new(".")).to_path_buf();
-        std::fs::create_dir_all(&parent)?;
-        // On failure the TempPath is dropped, which deletes the staged file.
-        if create_only {
-            staged.persist_noclobber(&dest).map_err(|e| e.error)?;
-        } else {
-            staged.persist(&dest).map_err(|e| e.error)?;
-        }
-        std::fs::File::open(&parent)?.sync_all()
-    })
-    .await
-    .map_err(|e| std::io::Error::other(e.to_string()))
-    .and_then(|r| r);
-    if let Err(e) = &published
-        && e.kind() == std::io::ErrorKind::AlreadyExists
-    {
-        return Err(StoreError::Exists);
-    }
-    published.map_err(|e| e.to_string()).map_err(|e| {
-        // The answer says only "storage unavailable"; the operator needs why
-        // (a full disk, a missing directory).
-        tracing::warn!(error = %e, "publishing an upload failed");
-        StoreError::Unavailable(e)
-    })
 }
 
 /// A strong ETag from the store's tag (unquoted, `W/` dropped), or from size
