@@ -7,13 +7,14 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use mediaedge::config::{Config, TransformConfig};
-use mediaedge::variant::VariantRequest;
+use mediaedge::config::Config;
+use mediaedge::variant::{VariantLimits, VariantRequest};
 
-static CFG: LazyLock<TransformConfig> = LazyLock::new(|| {
+static CFG: LazyLock<VariantLimits> = LazyLock::new(|| {
     Config::embedded_default()
         .expect("the embedded default is valid")
         .transform
+        .variants
 });
 
 fuzz_target!(|data: &[u8]| {
