@@ -46,13 +46,7 @@ async fn delete_removes_the_original_and_everything_cached() {
     s.put_corpus(PHOTO, "a/photo.jpg");
     warm(&s, "a/photo.jpg").await;
     disk_writes_settle(&s, 3.0).await;
-    let res = s
-        .client
-        .delete(s.url("/_/objects/a/photo.jpg"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let res = s.delete_object("a/photo.jpg").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "application/json");
     let body: Value = res.json().await.unwrap();
@@ -67,13 +61,7 @@ async fn delete_removes_the_original_and_everything_cached() {
         StatusCode::NOT_FOUND
     );
     // Deleting again: nothing there.
-    let res = s
-        .client
-        .delete(s.url("/_/objects/a/photo.jpg"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let res = s.delete_object("a/photo.jpg").await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["deleted"], 0);
@@ -94,23 +82,16 @@ async fn purge_by_keys_and_prefix() {
         warm(&s, key).await;
     }
     disk_writes_settle(&s, 9.0).await;
-    let purge = |body: Value| {
-        let req = s
-            .client
-            .post(s.url("/_/purge"))
-            .bearer_auth(ADMIN)
-            .json(&body);
-        async move { req.send().await.unwrap() }
-    };
     // A whole variant family of one original in one call.
-    let res = purge(json!({"keys": ["p/one.jpg"]})).await;
+    let res = s.purge(json!({"keys": ["p/one.jpg"]})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["purged"], json!({"memory": 4, "disk": 3}));
     assert_eq!(s.get("/p/one.jpg?w=100").await.headers()["x-cache"], "MISS");
     assert_eq!(s.get("/p/two.jpg?w=100").await.headers()["x-cache"], "HIT");
     // A prefix (with or without the leading slash).
-    let body: Value = purge(json!({"prefix": "/p/"})).await.json().await.unwrap();
+    let res = s.purge(json!({"prefix": "/p/"})).await;
+    let body: Value = res.json().await.unwrap();
     assert_eq!(
         body["purged"]["memory"], 6,
         "p/one's new derivative and original bytes, and p/two's four"
@@ -130,7 +111,7 @@ async fn purge_by_keys_and_prefix() {
         json!({"prefx": "p/"}),
     ] {
         assert_eq!(
-            purge(bad.clone()).await.status(),
+            s.purge(bad.clone()).await.status(),
             StatusCode::BAD_REQUEST,
             "{bad}"
         );

@@ -116,7 +116,6 @@ async fn disk_cache_keeps_hits_across_a_restart() {
 /// `cache.negative_secs`; an upload of that key is served at once anyway.
 #[tokio::test]
 async fn missing_keys_cost_one_store_request_until_uploaded() {
-    const ADMIN: &str = common::UPLOAD_ADMIN_KEY;
     let s = Server::builder().uploads().start();
     let heads = || s.metric("mediaedge_store_requests_total", &[("op", "head")]);
     for _ in 0..5 {
@@ -127,9 +126,7 @@ async fn missing_keys_cost_one_store_request_until_uploaded() {
         );
     }
     assert_eq!(heads().await, 1.0);
-    let (status, _) = s
-        .upload(ADMIN, "soon.jpg", common::corpus_bytes(PHOTO))
-        .await;
+    let (status, _) = s.upload("soon.jpg", common::corpus_bytes(PHOTO)).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(s.get("/soon.jpg").await.status(), StatusCode::OK);
     // With negative_secs = 0 every request asks the store.

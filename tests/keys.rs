@@ -63,7 +63,6 @@ async fn key_length_limit_is_1024_decoded_bytes() {
 /// refused at presign, so nothing is ever stored under them.
 #[tokio::test]
 async fn keys_no_backend_can_keep_are_400_everywhere() {
-    const ADMIN: &str = common::UPLOAD_ADMIN_KEY;
     let s = Server::builder().uploads().start();
     for (target, body) in [
         (
@@ -79,10 +78,8 @@ async fn keys_no_backend_can_keep_are_400_everywhere() {
         assert_eq!((status, got.as_str()), (400, body), "{target}");
     }
     for key in ["orphan/a.jpg#1", "cafe\u{301}.jpg"] {
-        let res = s
-            .client
-            .post(s.url("/_/uploads"))
-            .bearer_auth(ADMIN)
+        let req = s.admin_request(reqwest::Method::POST, "/_/uploads");
+        let res = req
             .json(&serde_json::json!({ "key": key }))
             .send()
             .await

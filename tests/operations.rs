@@ -22,12 +22,7 @@ async fn metrics_in_prometheus_text() {
     s.get("/p.jpg?w=64").await;
     s.get("/p.jpg?w=64").await;
     s.get("/missing").await;
-    let res = s
-        .get_with(
-            "/_/metrics",
-            &[("authorization", "Bearer harness-admin-key-0123456789")],
-        )
-        .await;
+    let res = s.admin_get("/_/metrics").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(
         res.headers()["content-type"]

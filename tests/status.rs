@@ -88,10 +88,7 @@ async fn status_page_needs_the_admin_key_on_the_public_listener() {
         .get_with("/_/status", &[("authorization", "Bearer wrong")])
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let bearer = format!("Bearer {ADMIN_KEY}");
-    let res = s
-        .get_with("/_/status", &[("authorization", bearer.as_str())])
-        .await;
+    let res = s.admin_get("/_/status").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(res.headers()["cache-control"], "no-store");

@@ -10,8 +10,6 @@ use common::{Server, corpus_bytes};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin-key-for-tests-0123456789";
-const SECRET: &str = "signing-secret-for-tests-0123456789";
 const PHOTO: &str = "photo_4032x3024_orient1.jpg";
 const VIDEO: &str = "video_1280x720_5s.mp4";
 
@@ -32,10 +30,7 @@ impl Fixture {
             Backend::Local => None,
             Backend::S3(kind) => Some(S3Server::start(kind)),
         };
-        let mut b = Server::builder()
-            .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
-            .env("MEDIAEDGE_SIGNING_SECRET", SECRET)
-            .config(config);
+        let mut b = Server::builder().uploads().config(config);
         if let Some(s3) = &s3 {
             b = b.s3(s3);
         }
@@ -61,7 +56,7 @@ impl Fixture {
     }
 
     async fn upload(&self, key: &str, bytes: Vec<u8>) -> Value {
-        let (status, body) = self.server.upload(ADMIN, key, bytes).await;
+        let (status, body) = self.server.upload(key, bytes).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
@@ -228,14 +223,7 @@ async fn delete_and_purge(backend: Backend) {
         f.server.get("/d/photo.jpg?w=100").await.status(),
         StatusCode::OK
     );
-    let res = f
-        .server
-        .client
-        .delete(f.server.url("/_/objects/d/photo.jpg"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let res = f.server.delete_object("d/photo.jpg").await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["deleted"], 1);
@@ -249,15 +237,7 @@ async fn delete_and_purge(backend: Backend) {
         f.server.get("/d/again.jpg?w=100").await.status(),
         StatusCode::OK
     );
-    let res = f
-        .server
-        .client
-        .post(f.server.url("/_/purge"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"prefix": "d/"}))
-        .send()
-        .await
-        .unwrap();
+    let res = f.server.purge(json!({"prefix": "d/"})).await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["purged"]["memory"], 2);
     assert_eq!(

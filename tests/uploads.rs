@@ -6,9 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::requests::{Presigned, target};
 use common::{Server, corpus_bytes};
 use mediaedge::media_type::{MediaType, SNIFF_LEN};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -17,35 +18,7 @@ const SECRET: &str = common::UPLOAD_SIGNING_SECRET;
 const PHOTO: &str = "photo_4032x3024_orient1.jpg";
 
 fn server(config: &str) -> Server {
-    Server::builder()
-        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
-        .env("MEDIAEDGE_SIGNING_SECRET", SECRET)
-        .config(config)
-        .start()
-}
-
-async fn presign(s: &Server, body: Value) -> Value {
-    let res = s
-        .client
-        .post(s.url("/_/uploads"))
-        .bearer_auth(ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED, "{body}");
-    assert_eq!(res.headers()["content-type"], "application/json");
-    res.json().await.unwrap()
-}
-
-async fn put(s: &Server, url: &str, bytes: Vec<u8>) -> (StatusCode, String) {
-    let res = s.client.put(url).body(bytes).send().await.unwrap();
-    (res.status(), res.text().await.unwrap())
-}
-
-/// Path and query of a presigned URL (for raw requests).
-fn target(url: &str) -> String {
-    url.splitn(4, '/').nth(3).map(|t| format!("/{t}")).unwrap()
+    Server::builder().uploads().config(config).start()
 }
 
 /// Sends `head` then `body` on a raw connection, without waiting for the
@@ -78,26 +51,26 @@ fn staged_files(s: &Server) -> usize {
 #[tokio::test]
 async fn presign_then_upload_a_photo() {
     let s = server("");
-    let p = presign(&s, json!({"content_type": "image/jpeg"})).await;
-    let key = p["key"].as_str().unwrap();
+    let p = s.presign(json!({"content_type": "image/jpeg"})).await;
+    let key = p.key();
     assert!(key.ends_with(".jpg") && key.len() == 22 + 4, "{key}");
     assert_eq!(p["method"], "PUT");
     assert_eq!(p["max_bytes"], 25 * 1024 * 1024);
     let expires = p["expires_at"].as_i64().unwrap();
     assert!((expires - common::auth::now() - 900).abs() <= 2, "{p}");
-    let url = p["url"].as_str().unwrap();
+    let url = p.url();
     assert!(
         url.starts_with(&format!("{}/_/uploads/{key}?", s.base)),
         "{url}"
     );
     // Keys are unguessable: two presigns never share one.
-    let other = presign(&s, json!({"content_type": "image/jpeg"})).await;
+    let other = s.presign(json!({"content_type": "image/jpeg"})).await;
     assert_ne!(other["key"], p["key"]);
 
     let photo = corpus_bytes("photo_4032x3024_orient6.jpg");
-    let res = s.client.put(url).body(photo.clone()).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let up: Value = res.json().await.unwrap();
+    let (status, body) = p.put(photo.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let up: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(up["key"], key);
     assert_eq!(up["bytes"], photo.len());
     assert_eq!(up["content_type"], "image/jpeg");
@@ -129,42 +102,33 @@ async fn presign_then_upload_a_photo() {
 async fn video_upload_and_classes() {
     let s = server("");
     let video = corpus_bytes("video_1280x720_5s.mp4");
-    let p = presign(&s, json!({"content_type": "video/mp4"})).await;
-    assert!(p["key"].as_str().unwrap().ends_with(".mp4"));
-    let res = s
-        .client
-        .put(p["url"].as_str().unwrap())
-        .body(video.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let up: Value = res.json().await.unwrap();
+    let p = s.presign(json!({"content_type": "video/mp4"})).await;
+    assert!(p.key().ends_with(".mp4"));
+    let (status, body) = p.put(video.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let up: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(up["content_type"], "video/mp4");
     assert!(up.get("width").is_none());
     // The class is bound: a photo cannot go to a video URL, nor a video to an image URL.
-    let p = presign(&s, json!({"content_type": "video/mp4"})).await;
-    let (status, _) = put(&s, p["url"].as_str().unwrap(), corpus_bytes(PHOTO)).await;
+    let p = s.presign(json!({"content_type": "video/mp4"})).await;
+    let (status, _) = p.put(corpus_bytes(PHOTO)).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let img = presign(&s, json!({"content_type": "image/*"})).await;
-    let (status, _) = put(&s, img["url"].as_str().unwrap(), video.clone()).await;
+    let img = s.presign(json!({"content_type": "image/*"})).await;
+    let (status, _) = img.put(video.clone()).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // No content type: images and video both pass.
-    let any = presign(&s, json!({})).await;
-    let (status, _) = put(&s, any["url"].as_str().unwrap(), video).await;
+    let any = s.presign(json!({})).await;
+    let (status, _) = any.put(video).await;
     assert_eq!(status, StatusCode::CREATED);
 }
 
 #[tokio::test]
 async fn refused_content_leaves_nothing() {
     let s = server("");
-    let p = presign(
-        &s,
-        json!({"key": "u/avatar.jpg", "content_type": "image/jpeg"}),
-    )
-    .await;
+    let p = s
+        .presign(json!({"key": "u/avatar.jpg", "content_type": "image/jpeg"}))
+        .await;
     assert_eq!(p["key"], "u/avatar.jpg");
-    let url = p["url"].as_str().unwrap();
     let svg = br#"<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#;
     for (what, bytes, status) in [
         (
@@ -195,7 +159,7 @@ async fn refused_content_leaves_nothing() {
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
     ] {
-        let (got, body) = put(&s, url, bytes).await;
+        let (got, body) = p.put(bytes).await;
         assert_eq!(got, status, "{what}: {body}");
         assert!(!body.is_empty() && !body.contains('\n'), "{what}: {body:?}");
         assert_eq!(
@@ -228,16 +192,10 @@ async fn other_allowed_formats_pass() {
         ("progressive_2560x1600.jpg", "image/jpeg", 2560, 1600),
         ("cmyk_2560x1600.jpg", "image/jpeg", 2560, 1600),
     ] {
-        let p = presign(&s, json!({"content_type": ct})).await;
-        let res = s
-            .client
-            .put(p["url"].as_str().unwrap())
-            .body(corpus_bytes(file))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::CREATED, "{file}");
-        let up: Value = res.json().await.unwrap();
+        let p = s.presign(json!({"content_type": ct})).await;
+        let (status, body) = p.put(corpus_bytes(file)).await;
+        assert_eq!(status, StatusCode::CREATED, "{file}");
+        let up: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             (up["width"].as_u64(), up["height"].as_u64()),
             (Some(w), Some(h)),
@@ -325,7 +283,7 @@ async fn fake_containers_are_refused() {
             "{what}: the case must get past the magic-byte sniff"
         );
         let key = format!("fake/{i}");
-        let (status, body) = s.upload(ADMIN, &key, bytes).await;
+        let (status, body) = s.upload(&key, bytes).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {body}");
         assert_eq!(
             s.get(&format!("/{key}")).await.status(),
@@ -356,7 +314,7 @@ async fn real_containers_still_upload() {
         ("avif_4032x3024_orient8.avif", "image/avif"),
     ] {
         let key = format!("real/{file}");
-        let (status, up) = s.upload(ADMIN, &key, corpus_bytes(file)).await;
+        let (status, up) = s.upload(&key, corpus_bytes(file)).await;
         assert_eq!(status, StatusCode::CREATED, "{file}: {up}");
         assert_eq!(up["content_type"], ct, "{file}");
         assert!(s.data().join(&key).is_file(), "{file}");
@@ -382,33 +340,16 @@ async fn bad_presign_requests() {
         json!({"content_type": "text/html"}),
         json!({"unknown": 1}),
     ] {
-        let res = s
-            .client
-            .post(s.url("/_/uploads"))
-            .bearer_auth(ADMIN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let req = s.admin_request(Method::POST, "/_/uploads");
+        let res = req.json(&body).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
     }
-    let res = s
-        .client
-        .post(s.url("/_/uploads"))
-        .bearer_auth(ADMIN)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let req = s.admin_request(Method::POST, "/_/uploads");
+    let res = req.body("{not json").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     // An empty body is all defaults.
-    let res = s
-        .client
-        .post(s.url("/_/uploads"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let req = s.admin_request(Method::POST, "/_/uploads");
+    let res = req.send().await.unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
 }
 
@@ -463,12 +404,10 @@ async fn presign_needs_the_admin_key() {
 #[tokio::test]
 async fn signature_is_checked_before_the_body() {
     let s = server("");
-    let p = presign(
-        &s,
-        json!({"key": "k.jpg", "content_type": "image/jpeg", "max_bytes": 5000000}),
-    )
-    .await;
-    let url = p["url"].as_str().unwrap();
+    let p = s
+        .presign(json!({"key": "k.jpg", "content_type": "image/jpeg", "max_bytes": 5000000}))
+        .await;
+    let url = p.url();
     let sig = url.rsplit("sig=").next().unwrap();
     let flipped = if sig.starts_with('A') { "B" } else { "A" };
     for bad in [
@@ -494,9 +433,9 @@ async fn signature_is_checked_before_the_body() {
 #[tokio::test]
 async fn expired_url_is_403() {
     let s = server("[upload]\nexpiry_secs = 1\n");
-    let p = presign(&s, json!({"content_type": "image/jpeg"})).await;
+    let p = s.presign(json!({"content_type": "image/jpeg"})).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let (status, body) = put(&s, p["url"].as_str().unwrap(), corpus_bytes(PHOTO)).await;
+    let (status, body) = p.put(corpus_bytes(PHOTO)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(
         s.metric("mediaedge_uploads_total", &[("outcome", "forbidden")])
@@ -508,13 +447,12 @@ async fn expired_url_is_403() {
 #[tokio::test]
 async fn oversized_bodies_are_413_at_once() {
     let s = server("");
-    let p = presign(&s, json!({"key": "big.mp4"})).await;
-    let url = p["url"].as_str().unwrap();
+    let p = s.presign(json!({"key": "big.mp4"})).await;
     // 25 MiB + 1 byte, announced: refused before a byte of it is read.
     let over = 25 * 1024 * 1024 + 1;
     let head = format!(
         "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: {over}\r\nConnection: close\r\n\r\n",
-        target(url)
+        p.target()
     );
     let started = Instant::now();
     let (status, body) = raw(&s, head.clone(), Vec::new()).await;
@@ -526,7 +464,9 @@ async fn oversized_bodies_are_413_at_once() {
     let (status, _) = raw(&s, head, big.clone()).await;
     assert_eq!(status, 413);
     // Chunked, no length: refused as soon as it crosses the limit.
-    let small = presign(&s, json!({"key": "chunked.mp4", "max_bytes": 1_000_000})).await;
+    let small = s
+        .presign(json!({"key": "chunked.mp4", "max_bytes": 1_000_000}))
+        .await;
     let mut chunked = Vec::new();
     for piece in big[..2_000_000].chunks(100_000) {
         chunked.extend(format!("{:x}\r\n", piece.len()).bytes());
@@ -536,7 +476,7 @@ async fn oversized_bodies_are_413_at_once() {
     chunked.extend(b"0\r\n\r\n");
     let head = format!(
         "PUT {} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-        target(small["url"].as_str().unwrap())
+        small.target()
     );
     let (status, _) = raw(&s, head, chunked).await;
     assert_eq!(status, 413);
@@ -557,13 +497,13 @@ async fn oversized_bodies_are_413_at_once() {
 #[tokio::test]
 async fn client_that_disconnects_halfway_leaves_nothing() {
     let s = server("");
-    let p = presign(&s, json!({"key": "half.jpg"})).await;
+    let p = s.presign(json!({"key": "half.jpg"})).await;
     let photo = corpus_bytes(PHOTO);
     let addr = s.base.trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-        target(p["url"].as_str().unwrap()),
+        p.target(),
         photo.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -589,11 +529,11 @@ async fn client_that_disconnects_halfway_leaves_nothing() {
 #[tokio::test]
 async fn stalled_body_times_out() {
     let s = server("[upload]\nbody_timeout_secs = 1\n");
-    let p = presign(&s, json!({"key": "slow.jpg"})).await;
+    let p = s.presign(json!({"key": "slow.jpg"})).await;
     let photo = corpus_bytes(PHOTO);
     let head = format!(
         "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        target(p["url"].as_str().unwrap()),
+        p.target(),
         photo.len()
     );
     // Half the body, then silence: 408 after about a second.
@@ -648,18 +588,18 @@ async fn trickle(
 async fn a_trickling_upload_is_cut_off_at_the_minimum_rate() {
     let s = server("[upload]\nbody_timeout_secs = 2\nmin_rate_bytes_per_sec = 8192\n");
     let photo = corpus_bytes(PHOTO);
-    let head = |url: &Value, len: usize| {
+    let head = |p: &Presigned, len: usize| {
         format!(
             "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
-            target(url.as_str().unwrap()),
+            p.target(),
         )
     };
     // 1 KB every 250 ms (4 KB/s): each piece well within the 2 s timeout,
     // the whole under 8 KB/s. Due after 2 s + 1 s per 8 KB: about 4 s.
-    let p = presign(&s, json!({"key": "trickle.jpg"})).await;
+    let p = s.presign(json!({"key": "trickle.jpg"})).await;
     let (status, took) = trickle(
         &s,
-        head(&p["url"], photo.len()),
+        head(&p, photo.len()),
         photo.clone(),
         1024,
         Duration::from_millis(250),
@@ -685,10 +625,10 @@ async fn a_trickling_upload_is_cut_off_at_the_minimum_rate() {
         image::ImageFormat::Png,
     )
     .unwrap();
-    let p = presign(&s, json!({"key": "steady.png"})).await;
+    let p = s.presign(json!({"key": "steady.png"})).await;
     let (status, took) = trickle(
         &s,
-        head(&p["url"], small.len()),
+        head(&p, small.len()),
         small.clone(),
         8192,
         Duration::from_millis(250),
@@ -706,9 +646,10 @@ async fn readers_never_see_a_partial_overwrite() {
     let a = corpus_bytes(PHOTO);
     let b = corpus_bytes("progressive_2560x1600.jpg");
     // One reusable URL for every overwrite.
-    let p = presign(&s, json!({"key": "flip.jpg", "reusable": true})).await;
-    let url = p["url"].as_str().unwrap().to_owned();
-    assert_eq!(put(&s, &url, a.clone()).await.0, StatusCode::CREATED);
+    let p = s
+        .presign(json!({"key": "flip.jpg", "reusable": true}))
+        .await;
+    assert_eq!(p.put(a.clone()).await.0, StatusCode::CREATED);
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut readers = Vec::new();
@@ -739,7 +680,7 @@ async fn readers_never_see_a_partial_overwrite() {
     }
     for i in 0..10 {
         let next = if i % 2 == 0 { b.clone() } else { a.clone() };
-        assert_eq!(put(&s, &url, next).await.0, StatusCode::CREATED);
+        assert_eq!(p.put(next).await.0, StatusCode::CREATED);
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -758,13 +699,13 @@ async fn readers_never_see_a_partial_overwrite() {
 #[tokio::test]
 async fn killed_mid_upload_leaves_nothing_after_restart() {
     let s = server("");
-    let p = presign(&s, json!({"key": "killed.mp4"})).await;
+    let p = s.presign(json!({"key": "killed.mp4"})).await;
     let video = corpus_bytes("video_1280x720_5s.mp4");
     let addr = s.base.trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-        target(p["url"].as_str().unwrap()),
+        p.target(),
         video.len() * 10
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -785,11 +726,7 @@ async fn killed_mid_upload_leaves_nothing_after_restart() {
         "the kill left a staged file"
     );
 
-    let s = Server::builder()
-        .env("MEDIAEDGE_ADMIN_KEY", ADMIN)
-        .env("MEDIAEDGE_SIGNING_SECRET", SECRET)
-        .dir(dir)
-        .start();
+    let s = Server::builder().uploads().dir(dir).start();
     assert_eq!(s.get("/killed.mp4").await.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         staged_files(&s),
@@ -813,12 +750,8 @@ async fn killed_mid_upload_leaves_nothing_after_restart() {
 #[tokio::test]
 async fn overwrite_purges_cached_derivatives() {
     let s = server("");
-    let p = presign(&s, json!({"key": "o.jpg"})).await;
-    let url = p["url"].as_str().unwrap();
-    assert_eq!(
-        put(&s, url, corpus_bytes(PHOTO)).await.0,
-        StatusCode::CREATED
-    );
+    let p = s.presign(json!({"key": "o.jpg"})).await;
+    assert_eq!(p.put(corpus_bytes(PHOTO)).await.0, StatusCode::CREATED);
     let first = s.get("/o.jpg?w=200&fmt=png").await;
     assert_eq!(first.headers()["x-cache"], "MISS");
     let img = common::decode(&first.bytes().await.unwrap());
@@ -829,10 +762,9 @@ async fn overwrite_purges_cached_derivatives() {
     );
     // A square image replaces it (a new URL for the same key): the next
     // request is a miss with the new shape.
-    let p = presign(&s, json!({"key": "o.jpg"})).await;
-    let url = p["url"].as_str().unwrap();
+    let p = s.presign(json!({"key": "o.jpg"})).await;
     assert_eq!(
-        put(&s, url, corpus_bytes("rgba_1200x1200.png")).await.0,
+        p.put(corpus_bytes("rgba_1200x1200.png")).await.0,
         StatusCode::CREATED
     );
     let res = s.get("/o.jpg?w=200&fmt=png").await;
@@ -847,14 +779,9 @@ async fn presets_are_made_in_the_background() {
         "[[preset]]\nname = \"thumb\"\nsize = \"150x150\"\nfit = \"cover\"\nformat = \"webp\"\n\
          [[preset]]\nname = \"detail\"\nsize = \"500x700\"\nfit = \"inside\"\nformat = \"auto\"\n",
     );
-    let p = presign(&s, json!({"content_type": "image/jpeg"})).await;
+    let p = s.presign(json!({"content_type": "image/jpeg"})).await;
     let key = p["key"].as_str().unwrap().to_owned();
-    assert_eq!(
-        put(&s, p["url"].as_str().unwrap(), corpus_bytes(PHOTO))
-            .await
-            .0,
-        StatusCode::CREATED
-    );
+    assert_eq!(p.put(corpus_bytes(PHOTO)).await.0, StatusCode::CREATED);
     let deadline = Instant::now() + Duration::from_secs(20);
     while s
         .metric("mediaedge_presets_total", &[("outcome", "ok")])
@@ -894,13 +821,8 @@ async fn preset_failure_never_fails_the_upload() {
         "[transform]\nworkers = 1\nqueue = 0\n[[preset]]\nname = \"t\"\nsize = \"150x150\"\nformat = \"avif\"\n",
     );
     for _ in 0..3 {
-        let p = presign(&s, json!({"content_type": "image/png"})).await;
-        let (status, body) = put(
-            &s,
-            p["url"].as_str().unwrap(),
-            corpus_bytes("rgba_1200x1200.png"),
-        )
-        .await;
+        let p = s.presign(json!({"content_type": "image/png"})).await;
+        let (status, body) = p.put(corpus_bytes("rgba_1200x1200.png")).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 }
@@ -911,20 +833,14 @@ async fn a_25_mb_upload_is_streamed() {
     let s = server("");
     let video = common::padded_mp4("video_1280x720_5s.mp4", 25 * 1024 * 1024);
     // Warm up allocator and code paths first, then measure the growth.
-    let warm = presign(&s, json!({"key": "warm.mp4"})).await;
+    let warm = s.presign(json!({"key": "warm.mp4"})).await;
     assert_eq!(
-        put(
-            &s,
-            warm["url"].as_str().unwrap(),
-            corpus_bytes("video_1280x720_5s.mp4")
-        )
-        .await
-        .0,
+        warm.put(corpus_bytes("video_1280x720_5s.mp4")).await.0,
         StatusCode::CREATED
     );
     let before = s.peak_rss();
-    let p = presign(&s, json!({"key": "big.mp4"})).await;
-    let (status, body) = put(&s, p["url"].as_str().unwrap(), video.clone()).await;
+    let p = s.presign(json!({"key": "big.mp4"})).await;
+    let (status, body) = p.put(video.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let grew = s.peak_rss().saturating_sub(before);
     eprintln!(
@@ -940,8 +856,8 @@ async fn a_25_mb_upload_is_streamed() {
     let mut photo = corpus_bytes(PHOTO);
     photo.resize(25 * 1024 * 1024, 0); // bytes after the JPEG's end marker
     let before = s.peak_rss();
-    let p = presign(&s, json!({"key": "big.jpg"})).await;
-    let (status, body) = put(&s, p["url"].as_str().unwrap(), photo).await;
+    let p = s.presign(json!({"key": "big.jpg"})).await;
+    let (status, body) = p.put(photo).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let grew = s.peak_rss().saturating_sub(before);
     eprintln!(
@@ -975,15 +891,11 @@ async fn cli_presign_prints_a_working_url() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The CLI's answer is uploaded to like one the server gave.
+    let p = Presigned::new(&s, serde_json::from_slice(&out.stdout).unwrap());
     assert_eq!(p["key"], "cli/a.png");
     assert_eq!(p["method"], "PUT");
-    let (status, body) = put(
-        &s,
-        p["url"].as_str().unwrap(),
-        corpus_bytes("rgba_1200x1200.png"),
-    )
-    .await;
+    let (status, body) = p.put(corpus_bytes("rgba_1200x1200.png")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(s.get("/cli/a.png").await.status(), StatusCode::OK);
 }
@@ -1046,7 +958,7 @@ async fn presigned_urls_follow_only_a_trusted_proxy() {
     );
     // With upload.base_url set there is nothing to warn about.
     let s = server("[upload]\nbase_url = \"https://media.example.com\"\n");
-    presign(&s, json!({})).await;
+    s.presign(json!({})).await;
     assert!(
         !s.stderr_lines()
             .iter()
@@ -1062,15 +974,14 @@ async fn presigned_urls_follow_only_a_trusted_proxy() {
 async fn presigned_urls_publish_once() {
     let s = server("");
     let photo = corpus_bytes(PHOTO);
-    let p = presign(&s, json!({"key": "once.jpg"})).await;
-    let url = p["url"].as_str().unwrap();
+    let p = s.presign(json!({"key": "once.jpg"})).await;
     // Refused content first: the URL is still good afterwards.
-    let (status, _) = put(&s, url, b"<!DOCTYPE html><html></html>".to_vec()).await;
+    let (status, _) = p.put(b"<!DOCTYPE html><html></html>".to_vec()).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let (status, body) = put(&s, url, photo.clone()).await;
+    let (status, body) = p.put(photo.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let etag = s.get("/once.jpg").await.headers()["etag"].clone();
-    let (status, body) = put(&s, url, corpus_bytes("gray_2560x1600.jpg")).await;
+    let (status, body) = p.put(corpus_bytes("gray_2560x1600.jpg")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         body,
@@ -1078,23 +989,29 @@ async fn presigned_urls_publish_once() {
     );
     assert_eq!(s.get("/once.jpg").await.headers()["etag"], etag);
     // A new presign for the same key is a new grant.
-    let again = presign(&s, json!({"key": "once.jpg"})).await;
+    let again = s.presign(json!({"key": "once.jpg"})).await;
     assert_ne!(again["url"], p["url"]);
-    let (status, _) = put(&s, again["url"].as_str().unwrap(), photo.clone()).await;
+    let (status, _) = again.put(photo.clone()).await;
     assert_eq!(status, StatusCode::CREATED);
     // Reusable: any number of publishes until it expires.
-    let r = presign(&s, json!({"key": "many.jpg", "reusable": true})).await;
+    let r = s
+        .presign(json!({"key": "many.jpg", "reusable": true}))
+        .await;
     for _ in 0..3 {
-        let (status, _) = put(&s, r["url"].as_str().unwrap(), photo.clone()).await;
+        let (status, _) = r.put(photo.clone()).await;
         assert_eq!(status, StatusCode::CREATED);
     }
     // Create-only: refused while the key exists, before the body is read.
-    let c = presign(&s, json!({"key": "once.jpg", "if_absent": true})).await;
-    let (status, body) = put(&s, c["url"].as_str().unwrap(), photo.clone()).await;
+    let c = s
+        .presign(json!({"key": "once.jpg", "if_absent": true}))
+        .await;
+    let (status, body) = c.put(photo.clone()).await;
     assert_eq!(status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(body, "Precondition Failed: the key already exists");
-    let c = presign(&s, json!({"key": "fresh.jpg", "if_absent": true})).await;
-    let (status, _) = put(&s, c["url"].as_str().unwrap(), photo.clone()).await;
+    let c = s
+        .presign(json!({"key": "fresh.jpg", "if_absent": true}))
+        .await;
+    let (status, _) = c.put(photo.clone()).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(
         s.metric("mediaedge_uploads_total", &[("outcome", "used")])

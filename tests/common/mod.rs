@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod hostile;
 pub mod images;
+pub mod requests;
 pub mod s3;
 
 use std::io::{BufRead, BufReader};
@@ -260,37 +261,6 @@ impl Server {
         let path = self.data().join(key);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();
-    }
-
-    /// `POST /_/uploads` with `body`: the JSON answer.
-    pub async fn presign(&self, admin_key: &str, body: serde_json::Value) -> serde_json::Value {
-        self.client
-            .post(self.url("/_/uploads"))
-            .bearer_auth(admin_key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    /// Presigns `key` with the admin key and PUTs `bytes` to the URL: the
-    /// status and JSON answer of the PUT.
-    pub async fn upload(
-        &self,
-        admin_key: &str,
-        key: &str,
-        bytes: Vec<u8>,
-    ) -> (reqwest::StatusCode, serde_json::Value) {
-        let presigned = self
-            .presign(admin_key, serde_json::json!({ "key": key }))
-            .await;
-        let url = presigned["url"].as_str().expect("a presigned url");
-        let res = self.client.put(url).body(bytes).send().await.unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
