@@ -20,6 +20,7 @@ pub mod media_type;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
+pub mod route_prefix;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -12,7 +12,6 @@
 
 pub mod jwt;
 pub mod keys;
-pub mod prefix;
 pub mod signed;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -22,8 +21,8 @@ use axum::http::header::{AUTHORIZATION, COOKIE, HeaderValue};
 
 use crate::config::{AccessKind, Config, DEFAULT_PUBLIC_CACHE_CONTROL};
 use crate::key::ObjectKey;
+use crate::route_prefix::{self as prefix, RoutePrefix};
 use jwt::{JwtVerifier, TokenFault};
-use prefix::RoutePrefix;
 use signed::{Scheme, SignatureFault, UrlSigner, V1Window};
 
 /// Why access is refused. The messages are the exact SPEC bodies.

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::Deserialize;
 
 use super::{ConfigError, Secrets, in_range, secs_in_range};
-use crate::auth::prefix::RoutePrefix;
+use crate::route_prefix::RoutePrefix;
 
 /// `Cache-Control` on routes without their own: browsers and CDNs keep public
 /// media an hour and revalidate with the ETag after that.
