@@ -25,6 +25,10 @@ for f in "$src"/*.jpg "$src"/*.png "$src"/*.webp "$src"/*.gif; do
     head -c 4096 "$f" > corpus/upload_sniff/head-$b
 done
 cp "$src"/bomb_20000x20000_1bit.png $img/
+# HEIC (HEVC grid as a phone writes it) and AVIF, small, through libheif.
+vips resize "$src"/photo_4032x3024_orient6.jpg $img/small-phone.heic 0.05 2>/dev/null || true
+vips resize "$src"/rgba_1200x1200.png $img/small-alpha.avif 0.05 2>/dev/null || true
+head -c 4096 "$src"/heic_4032x3024_orient6_gps.heic > corpus/upload_sniff/head-phone.heic
 head -c 65536 "$src"/truncated_2560x1600.jpg > $img/truncated-head.jpg
 vips resize "$src"/progressive_2560x1600.jpg "$img/progressive.jpg[interlace]" 0.02
 vips resize "$src"/rgba_1200x1200.png "$img/interlaced.png[interlace]" 0.05

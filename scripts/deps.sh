@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages mediaedge builds with on Debian/Ubuntu:
 # a C compiler for libjpeg-turbo (mozjpeg-sys) and libwebp, nasm for their
-# SIMD code and for rav1e (AVIF). Sourced by run.sh and test.sh.
+# SIMD code and for rav1e (AVIF); cmake, libde265-dev and libdav1d-dev for
+# libheif (HEIC/HEIF and AVIF decoding), which is built from source with
+# the binary. Sourced by run.sh and test.sh.
 set -euo pipefail
 
 apt_install() {
@@ -19,7 +21,7 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $recommends "${missing[@]}" >/dev/null
 }
 
-apt_install build-essential nasm pkg-config ca-certificates
+apt_install build-essential nasm pkg-config ca-certificates cmake libde265-dev libdav1d-dev
 
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install Rust 1.95 or newer (https://rustup.rs) and re-run" >&2

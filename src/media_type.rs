@@ -11,6 +11,9 @@ pub enum MediaType {
     Webp,
     Gif,
     Avif,
+    /// HEIF with HEVC-coded images (a phone's `.heic`).
+    Heic,
+    /// Other HEIF.
     Heif,
     Tiff,
     Bmp,
@@ -32,6 +35,7 @@ impl MediaType {
             "image/webp" => Self::Webp,
             "image/gif" => Self::Gif,
             "image/avif" => Self::Avif,
+            "image/heif" if hevc_brand(head) => Self::Heic,
             "image/heif" => Self::Heif,
             "image/tiff" => Self::Tiff,
             "image/bmp" => Self::Bmp,
@@ -49,6 +53,7 @@ impl MediaType {
             Self::Webp => "image/webp",
             Self::Gif => "image/gif",
             Self::Avif => "image/avif",
+            Self::Heic => "image/heic",
             Self::Heif => "image/heif",
             Self::Tiff => "image/tiff",
             Self::Bmp => "image/bmp",
@@ -67,6 +72,7 @@ impl MediaType {
                 | Self::Webp
                 | Self::Gif
                 | Self::Avif
+                | Self::Heic
                 | Self::Heif
                 | Self::Tiff
                 | Self::Bmp
@@ -75,8 +81,22 @@ impl MediaType {
 
     /// Images the transform pipeline can decode.
     pub fn is_transformable(self) -> bool {
-        matches!(self, Self::Jpeg | Self::Png | Self::Webp | Self::Gif)
+        matches!(
+            self,
+            Self::Jpeg | Self::Png | Self::Webp | Self::Gif | Self::Avif | Self::Heic | Self::Heif
+        )
     }
+}
+
+/// Whether an ISO-BMFF file's major brand names HEVC-coded HEIF
+/// (`heic`, `heix`, `heim`, `heis`, `hevc`, `hevx`, `hevm`, `hevs`).
+fn hevc_brand(head: &[u8]) -> bool {
+    head.get(8..12).is_some_and(|brand| {
+        matches!(
+            brand,
+            b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"hevm" | b"hevs"
+        )
+    })
 }
 
 #[cfg(test)]

@@ -312,6 +312,7 @@ async fn real_containers_still_upload() {
         ("video_1280x720_rot90_hevc_3s.mov", "video/quicktime"),
         ("video_1280x720_vp9_3s.webm", "video/webm"),
         ("avif_4032x3024_orient8.avif", "image/avif"),
+        ("heic_4032x3024_orient6_gps.heic", "image/heic"),
     ] {
         let key = format!("real/{file}");
         let (status, up) = s.upload(&key, corpus_bytes(file)).await;

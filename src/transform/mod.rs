@@ -7,6 +7,7 @@
 mod color;
 mod encode;
 mod exif;
+mod heif;
 pub mod job;
 mod jpeg;
 mod orient;
@@ -92,7 +93,7 @@ fn probe_within(
     media: MediaType,
     max_source_pixels: u64,
 ) -> Result<source::SourceInfo, TransformError> {
-    let info = source::probe(src, media)?;
+    let info = source::probe(src, media, max_source_pixels)?;
     if info.pixels() > max_source_pixels {
         return Err(TransformError::TooManyPixels(format!(
             "{}x{} is over transform.max_source_pixels ({max_source_pixels})",

@@ -1,13 +1,14 @@
 //! The source image: probe its header (size, orientation, colour profile)
 //! without touching pixel data, say how much memory decoding it will take,
 //! then decode it — shrunk on load where the codec can (JPEG, WebP, PNG).
-//! GIF goes through the `image` crate.
+//! GIF goes through the `image` crate, HEIC/HEIF and AVIF through libheif.
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use super::TransformError;
+use super::heif::{self, HeifHeader};
 use super::job::Job;
 use super::jpeg::{self, JpegHeader};
 use super::pixels::{Channels, Pixels};
@@ -32,6 +33,12 @@ pub enum Codec {
     Webp(WebpHeader),
     Png(PngHeader),
     Gif,
+    /// HEIC/HEIF or AVIF; opened again at decode under the same pixel limit.
+    Heif {
+        header: HeifHeader,
+        media: MediaType,
+        max_pixels: u64,
+    },
 }
 
 /// What the header says, before any pixel buffer exists.
@@ -59,7 +66,7 @@ impl SourceInfo {
             Codec::Jpeg(_) => plan.shrink_on_load(&JPEG_SHRINKS),
             Codec::Webp(h) if h.animated => 1,
             Codec::Webp(_) | Codec::Png(_) => plan.shrink_on_load(&ANY_SHRINKS),
-            Codec::Gif => 1,
+            Codec::Gif | Codec::Heif { .. } => 1,
         }
     }
 
@@ -93,6 +100,11 @@ impl SourceInfo {
                 h.working_bytes(),
             ),
             Codec::Gif => (4, 1, self.pixels() * 4 * 2),
+            Codec::Heif { header, .. } => (
+                if header.has_alpha { 4 } else { 3 },
+                if header.deep { 2 } else { 1 },
+                header.working_bytes(),
+            ),
         };
         let decoded = dw * dh * channels * depth;
         // fast_image_resize premultiplies alpha into a copy of the source,
@@ -116,8 +128,25 @@ impl SourceInfo {
     }
 }
 
-pub fn probe(src: &[u8], media: MediaType) -> Result<SourceInfo, TransformError> {
+/// The header of `src`; a HEIF container is parsed under `max_pixels`
+/// (libheif's own limits refuse a bigger image or grid while parsing).
+pub fn probe(src: &[u8], media: MediaType, max_pixels: u64) -> Result<SourceInfo, TransformError> {
     match media {
+        MediaType::Heic | MediaType::Heif | MediaType::Avif => {
+            let header = heif::probe(src, media, max_pixels)?;
+            Ok(SourceInfo {
+                width: header.width,
+                height: header.height,
+                // libheif applies `irot`/`imir`; the EXIF tag is not applied again.
+                orientation: 1,
+                icc: header.icc.clone(),
+                codec: Codec::Heif {
+                    header,
+                    media,
+                    max_pixels,
+                },
+            })
+        }
         MediaType::Jpeg => {
             let h = jpeg::probe(src)?;
             Ok(SourceInfo {
@@ -185,6 +214,11 @@ pub fn decode(
         Codec::Webp(h) => webp::decode(src, h, shrink, job),
         Codec::Png(h) => png::decode(src, h, shrink, job),
         Codec::Gif => decode_gif(src, memory),
+        Codec::Heif {
+            header,
+            media,
+            max_pixels,
+        } => heif::decode(src, *media, header, *max_pixels),
     }
 }
 

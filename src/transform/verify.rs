@@ -1,6 +1,6 @@
 //! Upload verification: proving a staged upload is an image we can serve
 //! before it is published — within the byte and pixel limits, and decoding
-//! whole (AVIF, which we do not decode: its header). Runs as a job on the
+//! whole (HEIC/HEIF and AVIF too, through libheif). Runs as a job on the
 //! transform pool, so untrusted bytes meet one bounded runner.
 
 use std::path::Path;
@@ -33,10 +33,7 @@ pub fn verify_file(
         )));
     }
     let src = std::fs::read(path).map_err(|e| TransformError::Internal(e.to_string()))?;
-    match media {
-        MediaType::Avif => avif_size(&src, limits.max_source_pixels),
-        _ => verify(&src, media, limits.max_source_pixels, job),
-    }
+    verify(&src, media, limits.max_source_pixels, job)
 }
 
 /// Checks that an uploaded image is one we can serve: the header parses,
@@ -70,22 +67,4 @@ pub fn verify(
     } else {
         (info.width, info.height)
     })
-}
-
-/// AVIF is stored but not decoded by us: its `ispe` box gives the size.
-pub fn avif_size(src: &[u8], max_pixels: u64) -> Result<(u32, u32), TransformError> {
-    let size = imagesize::blob_size(src)
-        .map_err(|e| TransformError::Undecodable(format!("AVIF header does not parse: {e}")))?;
-    let (w, h) = (size.width as u64, size.height as u64);
-    if w == 0 || h == 0 {
-        return Err(TransformError::Undecodable(
-            "AVIF header has no size".into(),
-        ));
-    }
-    if w * h > max_pixels {
-        return Err(TransformError::TooManyPixels(format!(
-            "{w}x{h} is over transform.max_source_pixels ({max_pixels})"
-        )));
-    }
-    Ok((w as u32, h as u32))
 }

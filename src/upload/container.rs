@@ -64,7 +64,12 @@ pub enum ContainerError {
 pub fn applies(media: MediaType) -> bool {
     matches!(
         media,
-        MediaType::Mp4 | MediaType::QuickTime | MediaType::Avif | MediaType::Heif | MediaType::Webm
+        MediaType::Mp4
+            | MediaType::QuickTime
+            | MediaType::Avif
+            | MediaType::Heic
+            | MediaType::Heif
+            | MediaType::Webm
     )
 }
 
@@ -75,6 +80,7 @@ pub fn check<R: Read + Seek>(src: R, media: MediaType) -> Result<(), ContainerEr
         MediaType::Mp4 => ("MP4", Kind::Video),
         MediaType::QuickTime => ("QuickTime", Kind::QuickTime),
         MediaType::Avif => ("AVIF", Kind::Image),
+        MediaType::Heic => ("HEIC", Kind::Image),
         MediaType::Heif => ("HEIF", Kind::Image),
         MediaType::Webm => ("WebM", Kind::Matroska),
         _ => return Ok(()),
@@ -1007,7 +1013,7 @@ mod tests {
             ("video_1280x720_rot90_hevc_3s.mov", MediaType::QuickTime),
             ("video_1280x720_vp9_3s.webm", MediaType::Webm),
             ("avif_4032x3024_orient8.avif", MediaType::Avif),
-            ("heic_4032x3024_orient6_gps.heic", MediaType::Heif),
+            ("heic_4032x3024_orient6_gps.heic", MediaType::Heic),
         ] {
             let bytes = crate::test_support::corpus(file);
             assert_eq!(MediaType::sniff(&bytes[..SNIFF_LEN]), media, "{file}");

@@ -63,6 +63,8 @@ impl UploadClass {
             "image/webp" => Some("webp"),
             "image/gif" => Some("gif"),
             "image/avif" => Some("avif"),
+            "image/heic" => Some("heic"),
+            "image/heif" => Some("heif"),
             "video/mp4" => Some("mp4"),
             "video/webm" => Some("webm"),
             "video/quicktime" => Some("mov"),
@@ -77,7 +79,7 @@ impl UploadClass {
             }
             _ => {
                 return Err(format!(
-                    "content_type '{ct}' is not an allowed type (image/jpeg, image/png, image/webp, image/gif, image/avif, video/mp4, video/webm, video/quicktime, image/*, video/*)"
+                    "content_type '{ct}' is not an allowed type (image/jpeg, image/png, image/webp, image/gif, image/avif, image/heic, image/heif, video/mp4, video/webm, video/quicktime, image/*, video/*)"
                 ));
             }
         };
@@ -89,7 +91,13 @@ impl UploadClass {
     pub fn allows(self, media: MediaType) -> bool {
         let image = matches!(
             media,
-            MediaType::Jpeg | MediaType::Png | MediaType::Webp | MediaType::Gif | MediaType::Avif
+            MediaType::Jpeg
+                | MediaType::Png
+                | MediaType::Webp
+                | MediaType::Gif
+                | MediaType::Avif
+                | MediaType::Heic
+                | MediaType::Heif
         );
         let video = matches!(
             media,
@@ -355,19 +363,20 @@ mod tests {
             "image/svg+xml",
             "text/html",
             "application/pdf",
-            "image/heic",
+            "image/tiff",
         ] {
             assert!(UploadClass::from_content_type(Some(bad)).is_err(), "{bad}");
         }
+        assert_eq!(
+            UploadClass::from_content_type(Some("image/heic")),
+            Ok((UploadClass::Image, Some("heic")))
+        );
         assert!(UploadClass::Image.allows(MediaType::Avif));
+        assert!(UploadClass::Image.allows(MediaType::Heic));
+        assert!(UploadClass::Image.allows(MediaType::Heif));
         assert!(!UploadClass::Image.allows(MediaType::Mp4));
         assert!(UploadClass::Any.allows(MediaType::QuickTime));
-        for never in [
-            MediaType::Other,
-            MediaType::Tiff,
-            MediaType::Bmp,
-            MediaType::Heif,
-        ] {
+        for never in [MediaType::Other, MediaType::Tiff, MediaType::Bmp] {
             assert!(!UploadClass::Any.allows(never), "{never:?}");
         }
     }

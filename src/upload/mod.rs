@@ -381,10 +381,10 @@ pub fn allowed(head: &[u8], class: UploadClass) -> Result<MediaType, UploadError
             "content sniffs as {}; this upload accepts {}",
             media.mime(),
             match class {
-                UploadClass::Image => "JPEG, PNG, WebP, GIF or AVIF images",
+                UploadClass::Image => "JPEG, PNG, WebP, GIF, AVIF or HEIC/HEIF images",
                 UploadClass::Video => "MP4, WebM or QuickTime video",
                 UploadClass::Any =>
-                    "JPEG, PNG, WebP, GIF or AVIF images, or MP4, WebM or QuickTime video",
+                    "JPEG, PNG, WebP, GIF, AVIF or HEIC/HEIF images, or MP4, WebM or QuickTime video",
             }
         )))
     }
