@@ -24,15 +24,18 @@ pub fn rgb_to_srgb(pixels: Pixels, icc: &[u8]) -> Pixels {
         Channels::Rgba => Layout::Rgba,
         Channels::Gray => return pixels,
     };
-    let Samples::U8(src) = &pixels.samples else {
-        return pixels;
-    };
     let Ok(profile) = ColorProfile::new_from_slice(icc) else {
         return pixels;
     };
     if profile.color_space != DataColorSpace::Rgb || is_srgb(&profile) {
         return pixels;
     }
+    // A deep source (16-bit PNG, 10-bit HEIF) with a wide-gamut profile is
+    // converted at 8 bits, which is what the encoders write.
+    let pixels = pixels.into_8bit();
+    let Samples::U8(src) = &pixels.samples else {
+        return pixels;
+    };
     let srgb = ColorProfile::new_srgb();
     let Ok(transform) =
         profile.create_transform_8bit(layout, &srgb, layout, TransformOptions::default())
@@ -105,6 +108,28 @@ fn is_srgb(profile: &ColorProfile) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 17: a 10-bit HEIF (here 16-bit samples) with a Display P3
+    /// profile comes out converted, like the same colour at 8 bits.
+    #[test]
+    fn deep_pixels_with_a_wide_profile_are_converted() {
+        let p3 = ColorProfile::new_display_p3().encode().unwrap();
+        let deep = Pixels {
+            width: 1,
+            height: 1,
+            channels: Channels::Rgb,
+            samples: Samples::U16(vec![128 * 257, 192 * 257, 64 * 257]),
+        };
+        let shallow = Pixels::new_u8(1, 1, Channels::Rgb, vec![128, 192, 64]);
+        let (Samples::U8(a), Samples::U8(b)) = (
+            rgb_to_srgb(deep, &p3).samples,
+            rgb_to_srgb(shallow, &p3).samples,
+        ) else {
+            panic!("8-bit output expected");
+        };
+        assert_eq!(a, b);
+        assert_ne!(a, vec![128, 192, 64], "converted");
+    }
 
     #[test]
     fn display_p3_red_becomes_more_saturated_than_srgb_red_allows() {
