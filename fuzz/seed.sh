@@ -52,4 +52,12 @@ for f in "$src"/*.mp4 "$src"/*.mov "$src"/*.webm "$src"/*.avif "$src"/*.heic; do
     [ "$(stat -c %s "$f")" -le 262144 ] && cp "$f" corpus/container/
     head -c 4096 "$f" > corpus/container/head-$b
 done
+# Metadata removal: files with EXIF/GPS/XMP/ICC, whole when small, else
+# their heads (the metadata is at the front) plus the small derived images.
+mkdir -p corpus/scrub
+cp "$src"/webp_gps_1600x1067.webp corpus/scrub/
+for f in "$src"/photo_4032x3024_orient6.jpg "$src"/photo_4032x3024_orient1.jpg "$src"/png_gps_1200x750.png; do
+    head -c 65536 "$f" > corpus/scrub/head-$(basename "$f")
+done
+cp $img/*.jpg $img/*.png $img/*.webp corpus/scrub/ 2>/dev/null || true
 echo "seeded: $(for t in corpus/*; do printf '%s=%s ' "${t#corpus/}" "$(ls "$t" | wc -l)"; done)"

@@ -8,7 +8,7 @@ source scripts/deps.sh
 # Test-only tools: openssl makes the JWT keys exactly as the README does,
 # python3 is an independent HMAC signer, chromium plays the private video
 # (with its recommended packages, as a desktop install would have them).
-apt_install openssl python3 python3-venv curl
+apt_install openssl python3 python3-venv curl libimage-exiftool-perl
 APT_RECOMMENDS=1 apt_install chromium
 
 # Real S3-compatible servers the tests start: moto (behaviour) in a venv,

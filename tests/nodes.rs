@@ -58,7 +58,12 @@ async fn two_nodes_share_one_store() {
 
     // Uploaded through A, served by B (original and derivative).
     upload(&a, "u/photo.jpg", photo.clone()).await;
-    assert_eq!(b.get("/u/photo.jpg").await.bytes().await.unwrap(), photo);
+    let from_a = a.get("/u/photo.jpg").await.bytes().await.unwrap();
+    assert_eq!(b.get("/u/photo.jpg").await.bytes().await.unwrap(), from_a);
+    assert_eq!(
+        common::decode(&from_a).to_rgb8(),
+        common::decode(&photo).to_rgb8()
+    );
     let res = b.get("/u/photo.jpg?w=150&h=150").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::requests::{Presigned, target};
-use common::{Server, corpus_bytes};
+use common::{Server, corpus_bytes, decode};
 use mediaedge::media_type::{MediaType, SNIFF_LEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -72,7 +72,11 @@ async fn presign_then_upload_a_photo() {
     assert_eq!(status, StatusCode::CREATED);
     let up: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(up["key"], key);
-    assert_eq!(up["bytes"], photo.len());
+    // What is stored: the photo without its EXIF block (thumbnail, camera).
+    let stored = s.get(&format!("/{key}")).await.bytes().await.unwrap();
+    assert_eq!(up["bytes"], stored.len());
+    assert!(stored.len() < photo.len());
+    assert_eq!(decode(&stored).to_rgb8(), decode(&photo).to_rgb8());
     assert_eq!(up["content_type"], "image/jpeg");
     // Displayed size: orientation 6 turns the 4032x3024 sensor image upright.
     assert_eq!(
@@ -82,7 +86,7 @@ async fn presign_then_upload_a_photo() {
     let res = s.get(&format!("/{key}")).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["etag"], up["etag"].as_str().unwrap());
-    assert_eq!(res.bytes().await.unwrap(), photo);
+    assert_eq!(res.bytes().await.unwrap(), stored);
     assert_eq!(staged_files(&s), 0);
     assert_eq!(
         s.metric(
@@ -644,13 +648,21 @@ async fn a_trickling_upload_is_cut_off_at_the_minimum_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readers_never_see_a_partial_overwrite() {
     let s = std::sync::Arc::new(server(""));
-    let a = corpus_bytes(PHOTO);
-    let b = corpus_bytes("progressive_2560x1600.jpg");
+    let (sent_a, sent_b) = (
+        corpus_bytes(PHOTO),
+        corpus_bytes("progressive_2560x1600.jpg"),
+    );
     // One reusable URL for every overwrite.
     let p = s
         .presign(json!({"key": "flip.jpg", "reusable": true}))
         .await;
-    assert_eq!(p.put(a.clone()).await.0, StatusCode::CREATED);
+    // Each version as stored (its metadata removed), before the readers start.
+    let mut stored = Vec::new();
+    for v in [&sent_b, &sent_a] {
+        assert_eq!(p.put(v.clone()).await.0, StatusCode::CREATED);
+        stored.push(s.get("/flip.jpg").await.bytes().await.unwrap());
+    }
+    let (b, a) = (stored[0].clone(), stored[1].clone());
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut readers = Vec::new();
@@ -680,7 +692,11 @@ async fn readers_never_see_a_partial_overwrite() {
         }));
     }
     for i in 0..10 {
-        let next = if i % 2 == 0 { b.clone() } else { a.clone() };
+        let next = if i % 2 == 0 {
+            sent_b.clone()
+        } else {
+            sent_a.clone()
+        };
         assert_eq!(p.put(next).await.0, StatusCode::CREATED);
         tokio::time::sleep(Duration::from_millis(30)).await;
     }

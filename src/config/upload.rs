@@ -16,6 +16,7 @@ pub struct RawUpload {
     pub body_timeout_secs: u64,
     pub min_rate_bytes_per_sec: u64,
     pub base_url: Option<String>,
+    pub keep_metadata: bool,
 }
 
 impl Default for RawUpload {
@@ -26,6 +27,7 @@ impl Default for RawUpload {
             body_timeout_secs: 30,
             min_rate_bytes_per_sec: 8192,
             base_url: None,
+            keep_metadata: false,
         }
     }
 }
@@ -43,6 +45,9 @@ pub struct UploadConfig {
     pub min_rate_bytes_per_sec: u64,
     /// Scheme and host put in front of presigned URLs; `None`: from the request's `Host`.
     pub base_url: Option<String>,
+    /// Store uploads with their metadata (EXIF, GPS, XMP…) as sent; by
+    /// default it is removed before publishing.
+    pub keep_metadata: bool,
 }
 
 pub fn validate_upload(raw: &RawUpload) -> Result<UploadConfig, ConfigError> {
@@ -67,6 +72,7 @@ pub fn validate_upload(raw: &RawUpload) -> Result<UploadConfig, ConfigError> {
             1 << 30,
         )?,
         base_url,
+        keep_metadata: raw.keep_metadata,
     })
 }
 

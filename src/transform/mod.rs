@@ -6,7 +6,7 @@
 
 mod color;
 mod encode;
-mod exif;
+pub mod exif;
 mod heif;
 pub mod job;
 mod jpeg;

@@ -15,6 +15,7 @@ pub mod container;
 mod error;
 pub mod grant;
 pub mod once;
+pub mod scrub;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,7 +181,8 @@ impl Uploads {
         }
         Ok(Uploaded {
             key: grant.key.as_str().to_owned(),
-            bytes,
+            // What is stored (smaller than what was sent when metadata went).
+            bytes: meta.size,
             content_type: media.mime(),
             etag: meta.etag.clone(),
             width: size.map(|s| s.0),
@@ -261,12 +263,13 @@ impl Uploads {
             max_source_pixels: self.transform.max_source_pixels,
             max_source_bytes: self.transform.max_source_bytes,
         };
+        let scrub = !self.cfg.keep_metadata;
         let admission = self
             .transformer
             .admit_waiting(self.transform.timeout)
             .await?;
         admission
-            .run(move |job| Ok(check_file(file, &path, media, limits, job)))
+            .run(move |job| Ok(check_file(file, &path, media, limits, scrub, job)))
             .await?
     }
 
@@ -351,6 +354,7 @@ fn check_file(
     path: &std::path::Path,
     media: MediaType,
     limits: UploadLimits,
+    scrub: bool,
     job: &transform::Job,
 ) -> Result<Option<(u32, u32)>, UploadError> {
     if container::applies(media) {
@@ -367,7 +371,16 @@ fn check_file(
     if !media.is_image() {
         return Ok(None);
     }
-    Ok(Some(transform::verify_file(path, media, limits, job)?))
+    let size = transform::verify_file(path, media, limits, job)?;
+    if scrub {
+        // Metadata goes before the object is published (safe to publish).
+        let io = |e: std::io::Error| UploadError::Store(StoreError::Unavailable(e.to_string()));
+        let src = std::fs::read(path).map_err(io)?;
+        if let Some(clean) = scrub::scrub(&src, media)? {
+            std::fs::write(path, clean).map_err(io)?;
+        }
+    }
+    Ok(Some(size))
 }
 
 /// The sniffed type, if this class of upload may store it (public for the

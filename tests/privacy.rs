@@ -1,0 +1,129 @@
+//! Uploads stored safe to publish: GPS, EXIF (but the orientation), XMP,
+//! IPTC and comments are gone from what is stored and served, checked with
+//! `exiftool`; the pixels decode identically and the colour profile stays;
+//! `upload.keep_metadata = true` stores the file as sent.
+
+mod common;
+
+use common::{Server, corpus_bytes, decode};
+use reqwest::StatusCode;
+use serde_json::{Map, Value};
+
+/// `exiftool -j -G` of `bytes`: tag names with their group, and values.
+fn exiftool(bytes: &[u8]) -> Map<String, Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("exiftool")
+        .args(["-j", "-G", "-n"])
+        .arg(&path)
+        .output()
+        .expect("exiftool (Debian libimage-exiftool-perl) is installed by scripts/test.sh");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0].as_object().unwrap().clone()
+}
+
+fn tags_like(tags: &Map<String, Value>, pat: &str) -> Vec<String> {
+    tags.keys().filter(|k| k.contains(pat)).cloned().collect()
+}
+
+/// (file, upload key, whether the corpus file carries GPS; the orient6
+/// photo is here for its orientation)
+const PHOTOS: [(&str, &str, bool); 4] = [
+    ("photo_4032x3024_orient1.jpg", "p/a.jpg", true),
+    ("photo_4032x3024_orient6.jpg", "p/b.jpg", false),
+    ("png_gps_1200x750.png", "p/c.png", true),
+    ("webp_gps_1600x1067.webp", "p/d.webp", true),
+];
+
+#[tokio::test]
+async fn uploads_lose_location_and_keep_pixels_orientation_and_profile() {
+    let s = Server::builder().uploads().start();
+    for (file, key, gps) in PHOTOS {
+        let src = corpus_bytes(file);
+        let before = exiftool(&src);
+        assert_eq!(
+            !tags_like(&before, "GPS").is_empty(),
+            gps,
+            "{file}: GPS to start with"
+        );
+        let (status, up) = s.upload(key, src.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{file}: {up}");
+        let res = s.get(&format!("/{key}")).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let stored = res.bytes().await.unwrap().to_vec();
+        assert_eq!(up["bytes"].as_u64(), Some(stored.len() as u64), "{file}");
+        let after = exiftool(&stored);
+        for gone in [
+            "GPS",
+            "XMP",
+            "IPTC",
+            "Comment",
+            "EXIF:Make",
+            "EXIF:Model",
+            "EXIF:DateTimeOriginal",
+            "ThumbnailImage",
+        ] {
+            assert!(
+                tags_like(&after, gone).is_empty(),
+                "{file}: {:?} left",
+                tags_like(&after, gone)
+            );
+        }
+        // The orientation stays (a viewer must still show it upright).
+        let orientation = |t: &Map<String, Value>| {
+            t.get("EXIF:Orientation")
+                .and_then(Value::as_u64)
+                .unwrap_or(1)
+        };
+        assert_eq!(orientation(&after), orientation(&before), "{file}");
+        // The colour profile stays where there was one.
+        assert_eq!(
+            tags_like(&after, "ICC_Profile:ProfileDescription").len(),
+            tags_like(&before, "ICC_Profile:ProfileDescription").len(),
+            "{file}"
+        );
+        // Identical decoded pixels: the compressed data was not touched.
+        assert_eq!(
+            decode(&stored).to_rgba8(),
+            decode(&src).to_rgba8(),
+            "{file}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn phone_heic_keeps_its_upright_size_through_an_upload() {
+    // HEIC/AVIF metadata removal is not built yet; the upload still stores
+    // and serves the photo (see the note).
+    let s = Server::builder().uploads().start();
+    let (status, up) = s
+        .upload("p/e.heic", corpus_bytes("heic_4032x3024_orient6_gps.heic"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    assert_eq!(up["width"], 3024);
+}
+
+#[tokio::test]
+async fn keep_metadata_stores_the_file_as_sent() {
+    let s = Server::builder()
+        .uploads()
+        .config("[upload]\nkeep_metadata = true\n")
+        .start();
+    let src = corpus_bytes("png_gps_1200x750.png");
+    let (status, _) = s.upload("k.png", src.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let stored = s.get("/k.png").await.bytes().await.unwrap().to_vec();
+    assert_eq!(stored, src);
+}
+
+#[tokio::test]
+async fn objects_written_straight_to_storage_are_served_as_stored() {
+    let s = Server::start();
+    let src = corpus_bytes("photo_4032x3024_orient1.jpg");
+    s.put("direct.jpg", &src);
+    assert_eq!(
+        s.get("/direct.jpg").await.bytes().await.unwrap().to_vec(),
+        src
+    );
+}
