@@ -137,14 +137,9 @@ fn refuse_hevc_without_feature(media: MediaType) -> Result<(), TransformError> {
 }
 
 /// The primary image, upright, as 8-bit (or 16-bit for deeper sources)
-/// RGB or RGBA.
-pub fn decode(
-    src: &[u8],
-    media: MediaType,
-    h: &HeifHeader,
-    max_pixels: u64,
-) -> Result<Pixels, TransformError> {
-    refuse_hevc_without_feature(media)?;
+/// RGB or RGBA. `h` comes from [`probe`], which already refused what this
+/// build may not decode.
+pub fn decode(src: &[u8], h: &HeifHeader, max_pixels: u64) -> Result<Pixels, TransformError> {
     let bad = |e: libheif_rs::HeifError| TransformError::Undecodable(e.to_string());
     let ctx = open(src, max_pixels)?;
     let handle = ctx.primary_image_handle().map_err(bad)?;
@@ -213,7 +208,7 @@ mod tests {
         let src = corpus("heic_4032x3024_orient6_gps.heic");
         let h = probe(&src, MediaType::Heic, 40_000_000).unwrap();
         assert_eq!((h.width, h.height), (3024, 4032), "irot applied: portrait");
-        let px = decode(&src, MediaType::Heic, &h, 40_000_000).unwrap();
+        let px = decode(&src, &h, 40_000_000).unwrap();
         assert_eq!((px.width, px.height), (3024, 4032));
     }
 
@@ -232,7 +227,7 @@ mod tests {
         let src = corpus("avif_4032x3024_orient8.avif");
         let h = probe(&src, MediaType::Avif, 40_000_000).unwrap();
         assert_eq!((h.width, h.height), (3024, 4032));
-        assert!(decode(&src, MediaType::Avif, &h, 40_000_000).is_ok());
+        assert!(decode(&src, &h, 40_000_000).is_ok());
     }
 
     #[test]
@@ -252,8 +247,8 @@ mod tests {
             &src[..200],
             b"\0\0\0\x18ftypheic\0\0\0\0".as_slice(),
         ] {
-            let r = probe(bad, MediaType::Heic, 40_000_000)
-                .and_then(|h| decode(bad, MediaType::Heic, &h, 40_000_000));
+            let r =
+                probe(bad, MediaType::Heic, 40_000_000).and_then(|h| decode(bad, &h, 40_000_000));
             assert!(r.is_err(), "{} bytes decoded", bad.len());
         }
     }

@@ -22,7 +22,7 @@ mod webp;
 
 pub use job::Job;
 pub use pool::{Admission, Transformer};
-pub use verify::{UploadLimits, verify, verify_file};
+pub use verify::{UploadLimits, read_staged, verify};
 
 use crate::media_type::MediaType;
 use crate::variant::{Fit, OutputFormat};

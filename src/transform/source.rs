@@ -36,7 +36,6 @@ pub enum Codec {
     /// HEIC/HEIF or AVIF; opened again at decode under the same pixel limit.
     Heif {
         header: HeifHeader,
-        media: MediaType,
         max_pixels: u64,
     },
 }
@@ -140,11 +139,7 @@ pub fn probe(src: &[u8], media: MediaType, max_pixels: u64) -> Result<SourceInfo
                 // libheif applies `irot`/`imir`; the EXIF tag is not applied again.
                 orientation: 1,
                 icc: header.icc.clone(),
-                codec: Codec::Heif {
-                    header,
-                    media,
-                    max_pixels,
-                },
+                codec: Codec::Heif { header, max_pixels },
             })
         }
         MediaType::Jpeg => {
@@ -214,11 +209,7 @@ pub fn decode(
         Codec::Webp(h) => webp::decode(src, h, shrink, job),
         Codec::Png(h) => png::decode(src, h, shrink, job),
         Codec::Gif => decode_gif(src, memory),
-        Codec::Heif {
-            header,
-            media,
-            max_pixels,
-        } => heif::decode(src, *media, header, *max_pixels),
+        Codec::Heif { header, max_pixels } => heif::decode(src, header, *max_pixels),
     }
 }
 

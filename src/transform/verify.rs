@@ -17,14 +17,9 @@ pub struct UploadLimits {
     pub max_source_bytes: u64,
 }
 
-/// The staged file at `path` as an image: its displayed (upright) width and
-/// height, or why it cannot be served.
-pub fn verify_file(
-    path: &Path,
-    media: MediaType,
-    limits: UploadLimits,
-    job: &Job,
-) -> Result<(u32, u32), TransformError> {
+/// The staged image at `path`, read once (its check and its metadata
+/// removal share the bytes), refused over `max_source_bytes` before reading.
+pub fn read_staged(path: &Path, limits: UploadLimits) -> Result<Vec<u8>, TransformError> {
     let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if len > limits.max_source_bytes {
         return Err(TransformError::Undecodable(format!(
@@ -32,8 +27,7 @@ pub fn verify_file(
             limits.max_source_bytes
         )));
     }
-    let src = std::fs::read(path).map_err(|e| TransformError::Internal(e.to_string()))?;
-    verify(&src, media, limits.max_source_pixels, job)
+    std::fs::read(path).map_err(|e| TransformError::Internal(e.to_string()))
 }
 
 /// Checks that an uploaded image is one we can serve: the header parses,

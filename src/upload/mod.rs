@@ -242,7 +242,7 @@ impl Uploads {
     /// The staged bytes, checked where untrusted bytes are worked on: a
     /// video's or AVIF's container structure to the end of the file (the
     /// sniff saw only its first bytes), and for images the decode of
-    /// `transform::verify_file`. One job on the transform pool, under its
+    /// `transform::verify`. One job on the transform pool, under its
     /// admission, deadline and memory budget: the slot is held until the
     /// check has really ended, even when the upload is answered 503 at the
     /// timeout. An upload waits (up to the timeout) for a place rather than
@@ -371,11 +371,11 @@ fn check_file(
     if !media.is_image() {
         return Ok(None);
     }
-    let size = transform::verify_file(path, media, limits, job)?;
+    let src = transform::read_staged(path, limits)?;
+    let size = transform::verify(&src, media, limits.max_source_pixels, job)?;
     if scrub {
         // Metadata goes before the object is published (safe to publish).
         let io = |e: std::io::Error| UploadError::Store(StoreError::Unavailable(e.to_string()));
-        let src = std::fs::read(path).map_err(io)?;
         if let Some(clean) = scrub::scrub(&src, media)? {
             std::fs::write(path, clean).map_err(io)?;
         }
