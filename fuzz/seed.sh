@@ -59,5 +59,6 @@ cp "$src"/webp_gps_1600x1067.webp corpus/scrub/
 for f in "$src"/photo_4032x3024_orient6.jpg "$src"/photo_4032x3024_orient1.jpg "$src"/png_gps_1200x750.png; do
     head -c 65536 "$f" > corpus/scrub/head-$(basename "$f")
 done
-cp $img/*.jpg $img/*.png $img/*.webp corpus/scrub/ 2>/dev/null || true
+cp $img/*.jpg $img/*.png $img/*.webp $img/*.heic $img/*.avif corpus/scrub/ 2>/dev/null || true
+cp seeds/scrub/* corpus/scrub/
 echo "seeded: $(for t in corpus/*; do printf '%s=%s ' "${t#corpus/}" "$(ls "$t" | wc -l)"; done)"

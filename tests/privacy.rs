@@ -92,16 +92,82 @@ async fn uploads_lose_location_and_keep_pixels_orientation_and_profile() {
     }
 }
 
+/// HEIC and AVIF (image items in a HEIF container): the EXIF item keeps
+/// only the orientation; the pixels are compared through the server's own
+/// decoder against the file as sent, put straight into storage.
 #[tokio::test]
-async fn phone_heic_keeps_its_upright_size_through_an_upload() {
-    // HEIC/AVIF metadata removal is not built yet; the upload still stores
-    // and serves the photo (see the note).
+async fn phone_heic_and_avif_lose_location_and_keep_pixels_and_rotation() {
     let s = Server::builder().uploads().start();
-    let (status, up) = s
-        .upload("p/e.heic", corpus_bytes("heic_4032x3024_orient6_gps.heic"))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{up}");
-    assert_eq!(up["width"], 3024);
+    for (file, key) in [
+        ("heic_4032x3024_orient6_gps.heic", "p/e.heic"),
+        ("avif_4032x3024_orient8.avif", "p/f.avif"),
+    ] {
+        let src = corpus_bytes(file);
+        let before = exiftool(&src);
+        assert!(
+            !tags_like(&before, "GPS").is_empty(),
+            "{file}: GPS to start with"
+        );
+        let (status, up) = s.upload(key, src.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{file}: {up}");
+        assert_eq!(
+            (up["width"].as_u64(), up["height"].as_u64()),
+            (Some(3024), Some(4032)),
+            "{file}"
+        );
+        let stored = s
+            .get(&format!("/{key}"))
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        assert_eq!(stored.len(), src.len(), "{file}: rewritten in place");
+        assert_eq!(up["bytes"].as_u64(), Some(stored.len() as u64), "{file}");
+        let after = exiftool(&stored);
+        for gone in [
+            "GPS",
+            "XMP",
+            "EXIF:Make",
+            "EXIF:Model",
+            "EXIF:DateTimeOriginal",
+        ] {
+            assert!(
+                tags_like(&after, gone).is_empty(),
+                "{file}: {:?} left",
+                tags_like(&after, gone)
+            );
+        }
+        assert_eq!(
+            after.get("ExifTool:Warning"),
+            None,
+            "{file}: a well-formed file"
+        );
+        // irot stays (the container's rotation), and so does the EXIF
+        // orientation where the phone wrote one.
+        assert_eq!(
+            after.get("QuickTime:Rotation"),
+            before.get("QuickTime:Rotation"),
+            "{file}"
+        );
+        assert_eq!(
+            after.get("EXIF:Orientation"),
+            before.get("EXIF:Orientation"),
+            "{file}"
+        );
+        // Identical decoded pixels, upright, through the same decoder.
+        let raw = format!("raw/{}", key.trim_start_matches("p/"));
+        s.put(&raw, &src);
+        let mut upright = Vec::new();
+        for k in [raw.as_str(), key] {
+            let res = s.get(&format!("/{k}?w=600&h=800&fmt=png")).await;
+            assert_eq!(res.status(), StatusCode::OK, "{k}");
+            upright.push(decode(&res.bytes().await.unwrap()));
+        }
+        let (a, b) = (&upright[0], &upright[1]);
+        assert_eq!((a.width(), a.height()), (600, 800), "{file}");
+        assert_eq!(a.to_rgba8(), b.to_rgba8(), "{file}");
+    }
 }
 
 #[tokio::test]

@@ -4,8 +4,9 @@
 //! A body is streamed into a staged file (never held in memory), refused as
 //! soon as it crosses its byte limit or sniffs as something we do not
 //! accept, then — for images — decoded once at the smallest scale to prove
-//! it is an image we can serve and (JPEG, PNG, WebP) stripped of its
-//! metadata ([`scrub`]), and only then published with one atomic rename. Anything that goes wrong before that leaves nothing: the staged
+//! it is an image we can serve and stripped of its metadata ([`scrub`]),
+//! and only then published with one atomic rename. Anything that goes
+//! wrong before that leaves nothing: the staged
 //! file is deleted on drop, and what a killed process leaves behind is
 //! deleted at the next start (`Store::local`). After a publish the key's
 //! cached derivatives are purged and the `[[preset]]` variants are made in

@@ -2,13 +2,16 @@
 //! XMP, IPTC, comments and trailing data removed by rewriting the container
 //! around the untouched compressed image data — the decoded pixels are
 //! identical — while the colour profile stays. JPEG, PNG and WebP here;
-//! HEIC/HEIF and AVIF are stored as uploaded until their item surgery lands.
+//! HEIC/HEIF and AVIF by overwriting their metadata items in place
+//! ([`heif`]).
 //!
 //! Hand-written, on purpose: the crate for this (img-parts) keeps everything
 //! after a JPEG's first scan verbatim — later scans' comments and APPn
 //! segments, and the trailers after EOI where phones put a second JPEG
 //! with its own EXIF and GPS (MPF, motion photos). These walks are linear,
 //! allocate at most the output, and refuse what does not parse.
+
+mod heif;
 
 use super::UploadError;
 use crate::media_type::MediaType;
@@ -21,6 +24,7 @@ pub fn scrub(src: &[u8], media: MediaType) -> Result<Option<Vec<u8>>, UploadErro
         MediaType::Jpeg => jpeg(src),
         MediaType::Png => png(src),
         MediaType::Webp => webp(src),
+        MediaType::Heic | MediaType::Heif | MediaType::Avif => heif::scrub(src),
         _ => return Ok(None),
     }
     .map_err(|why| TransformError::Undecodable(format!("metadata removal: {why}")))?;
