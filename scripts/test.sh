@@ -22,6 +22,13 @@ if [ ! -x target/test-tools/bin/s3s-fs ]; then
     cargo install --locked --quiet --root target/test-tools s3s-fs --version 0.14.1 --features binary
 fi
 
+# The placeholders' reference decoders (tests/media_info.rs): npm's
+# thumbhash (by ThumbHash's author) and blurhash (Wolt's), MIT.
+command -v npm >/dev/null || apt_install nodejs npm
+if [ ! -d target/test-node/node_modules/blurhash ]; then
+    npm install --silent --no-audit --no-fund --prefix target/test-node thumbhash@0.1.1 blurhash@2.0.5
+fi
+
 if [ ! -d ../shared/corpus ]; then
     echo "missing ../shared/corpus (the test images); see README" >&2
     exit 1

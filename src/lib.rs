@@ -16,6 +16,7 @@ pub mod http;
 pub mod key;
 #[cfg(test)]
 mod layout_tests;
+pub mod media_info;
 pub mod media_type;
 pub mod metrics;
 pub mod pipeline;

@@ -22,6 +22,8 @@ pub enum MediaType {
     QuickTime,
     /// Anything else: served as `application/octet-stream`.
     Other,
+    /// Our own media information (`fmt=json`); never sniffed from a stored object.
+    Json,
 }
 
 impl MediaType {
@@ -61,6 +63,7 @@ impl MediaType {
             Self::Webm => "video/webm",
             Self::QuickTime => "video/quicktime",
             Self::Other => "application/octet-stream",
+            Self::Json => "application/json",
         }
     }
 

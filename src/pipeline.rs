@@ -2,7 +2,9 @@
 //!
 //! Derivative: memory cache → (one coalesced fill per key:) disk cache →
 //! original bytes (memory cache, else one store read) → transform on the
-//! bounded pool → memory, and disk in the background.
+//! bounded pool → memory, and disk in the background. The media information
+//! (`fmt=json`) is a derivative like any other: a small decode on the pool
+//! instead of a transform, cached and coalesced the same way.
 //! Original: small ones through the original-bytes cache, large ones (video)
 //! streamed from the store, ranged reads included, never held whole.
 
@@ -17,10 +19,12 @@ use crate::cache::{Cache, CacheStatus, Derivative, DerivativeKey, FillFailed, Pu
 use crate::client::MissRate;
 use crate::config::TransformConfig;
 use crate::key::ObjectKey;
+use crate::media_info::MediaInfo;
+use crate::media_type::MediaType;
 use crate::metrics;
 use crate::store::{OriginalMeta, Store, StoreError};
 use crate::transform::{self, TransformError, TransformSpec, Transformer};
-use crate::variant::Variant;
+use crate::variant::Ask;
 
 /// Originals up to this size are read whole and kept in memory when served
 /// as they are; larger ones always stream from the store.
@@ -137,45 +141,69 @@ impl Pipeline {
         Ok((OriginalBody::Bytes(body), status))
     }
 
-    /// The derivative `variant` of `key`, made at most once however many
-    /// ask. A transform it needs is charged to `client` (its address; `None`
-    /// for the server's own work, such as presets).
+    /// What `ask` asks of `key` — a derivative image or the media
+    /// information — made at most once however many ask. A decode it needs
+    /// is charged to `client` (its address; `None` for the server's own
+    /// work, such as presets).
     pub async fn derivative(
         &self,
         key: &ObjectKey,
         meta: &Arc<OriginalMeta>,
-        variant: &Variant,
+        ask: &Ask,
         client: Option<IpAddr>,
     ) -> Result<(Derivative, CacheStatus), FetchError> {
-        if !meta.media.is_image() {
-            return Err(FetchError::NotAnImage);
+        if let Ask::Image(_) = ask {
+            if !meta.media.is_image() {
+                return Err(FetchError::NotAnImage);
+            }
+            if !meta.media.is_transformable() {
+                return Err(TransformError::Unsupported(format!(
+                    "cannot transform {}",
+                    meta.media.mime()
+                ))
+                .into());
+            }
         }
-        if !meta.media.is_transformable() {
-            return Err(TransformError::Unsupported(format!(
-                "cannot transform {}",
-                meta.media.mime()
-            ))
-            .into());
-        }
-        let dkey = DerivativeKey {
-            object: key.clone(),
-            etag: meta.etag.as_str().into(),
-            variant: variant.canonical().into(),
-        };
+        let dkey = self.key_of(key, meta, ask);
         let fill = || {
-            let (this, k, m, v) = (self.clone(), dkey.clone(), meta.clone(), variant.clone());
-            async move { this.make_derivative(k, m, v, client).await }
+            let (this, k, m, a) = (self.clone(), dkey.clone(), meta.clone(), ask.clone());
+            async move { this.make_derivative(k, m, a, client).await }
         };
         self.inner.cache.derivative(&dkey, fill).await
+    }
+
+    /// Keeps the media information an upload's check computed, so the first
+    /// `fmt=json` of the new object is a cache hit.
+    pub async fn remember_info(&self, key: &ObjectKey, meta: &Arc<OriginalMeta>, info: &MediaInfo) {
+        let d = info_derivative(info, meta);
+        let dkey = self.key_of(key, meta, &Ask::Info);
+        if let Some(disk) = self.inner.cache.disk() {
+            disk.put(&dkey, &d);
+        }
+        let fill = || async move { Ok::<_, FetchError>((d, CacheStatus::Miss)) };
+        let _ = self.inner.cache.derivative(&dkey, fill).await;
+    }
+
+    fn key_of(&self, key: &ObjectKey, meta: &OriginalMeta, ask: &Ask) -> DerivativeKey {
+        DerivativeKey {
+            object: key.clone(),
+            etag: meta.etag.as_str().into(),
+            variant: ask.canonical().into(),
+        }
     }
 
     async fn make_derivative(
         &self,
         dkey: DerivativeKey,
         meta: Arc<OriginalMeta>,
-        variant: Variant,
+        ask: Ask,
         client: Option<IpAddr>,
     ) -> Result<(Derivative, CacheStatus), FetchError> {
+        if ask == Ask::Info && !meta.media.is_transformable() {
+            // Nothing to decode: what the store knows is the answer.
+            let info = MediaInfo::new(&dkey.object, &meta, None);
+            return Ok((info_derivative(&info, &meta), CacheStatus::Miss));
+        }
         let disk = self.inner.cache.disk();
         if let Some(d) = match disk {
             Some(disk) => disk.get(&dkey).await,
@@ -185,7 +213,7 @@ impl Pipeline {
             return Ok((d, CacheStatus::Hit));
         }
         if self.inner.shared
-            && let Some(d) = self.shared_derivative(&dkey, &meta).await
+            && let Some(d) = self.shared_derivative(&dkey, &meta, &ask).await
         {
             if let Some(disk) = disk {
                 disk.put(&dkey, &d);
@@ -207,26 +235,37 @@ impl Pipeline {
         let admission = self.inner.transformer.admit().await?;
         let (src, _) = self.original_bytes(&dkey.object, &meta).await?;
         let cfg = &self.inner.cfg;
-        let spec = TransformSpec {
-            width: variant.width,
-            height: variant.height,
-            fit: variant.fit,
-            format: variant.format,
-            quality: variant.quality,
-            max_dimension: cfg.variants.max_dimension,
-            max_source_pixels: cfg.max_source_pixels,
-        };
         let media = meta.media;
-        let encoded = admission
-            .run(move |job| transform::process(&src, media, &spec, job))
-            .await?;
-        let d = Derivative::new(
-            Bytes::from(encoded.bytes),
-            encoded.media,
-            meta.last_modified,
-            encoded.width,
-            encoded.height,
-        );
+        let d = match &ask {
+            Ask::Image(variant) => {
+                let spec = TransformSpec {
+                    width: variant.width,
+                    height: variant.height,
+                    fit: variant.fit,
+                    format: variant.format,
+                    quality: variant.quality,
+                    max_dimension: cfg.variants.max_dimension,
+                    max_source_pixels: cfg.max_source_pixels,
+                };
+                let encoded = admission
+                    .run(move |job| transform::process(&src, media, &spec, job))
+                    .await?;
+                Derivative::new(
+                    Bytes::from(encoded.bytes),
+                    encoded.media,
+                    meta.last_modified,
+                    encoded.width,
+                    encoded.height,
+                )
+            }
+            Ask::Info => {
+                let max = cfg.max_source_pixels;
+                let described = admission
+                    .run(move |job| transform::describe(&src, media, max, job))
+                    .await?;
+                info_derivative(&MediaInfo::new(&dkey.object, &meta, Some(described)), &meta)
+            }
+        };
         if let Some(disk) = disk {
             disk.put(&dkey, &d);
         }
@@ -247,21 +286,31 @@ impl Pipeline {
         &self,
         dkey: &DerivativeKey,
         meta: &OriginalMeta,
+        ask: &Ask,
     ) -> Option<Derivative> {
         let body = self
             .inner
             .store
             .get_shared(&dkey.object, &dkey.etag, &dkey.variant)
             .await?;
-        let media = crate::media_type::MediaType::sniff(&body);
-        let size = imagesize::blob_size(&body).ok()?;
+        let (media, width, height) = match ask {
+            Ask::Image(_) => {
+                let size = imagesize::blob_size(&body).ok()?;
+                (
+                    MediaType::sniff(&body),
+                    size.width as u32,
+                    size.height as u32,
+                )
+            }
+            Ask::Info => (MediaType::Json, 0, 0),
+        };
         metrics::cache_hit("shared", "derivative");
         Some(Derivative::new(
             body,
             media,
             meta.last_modified,
-            size.width as u32,
-            size.height as u32,
+            width,
+            height,
         ))
     }
 
@@ -294,4 +343,16 @@ impl Pipeline {
             })
             .await
     }
+}
+
+/// The media information as a cacheable answer.
+fn info_derivative(info: &MediaInfo, meta: &OriginalMeta) -> Derivative {
+    let size = info.image.as_ref().map_or((0, 0), |d| (d.width, d.height));
+    Derivative::new(
+        Bytes::from(info.to_json()),
+        MediaType::Json,
+        meta.last_modified,
+        size.0,
+        size.1,
+    )
 }

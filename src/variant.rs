@@ -1,6 +1,7 @@
 //! Transform parameters: query string → [`VariantRequest`] → negotiated [`Variant`].
 //!
-//! Only `w`, `h`, `fit`, `fmt`, `q` and `dpr` are read; every other query
+//! Only `w`, `h`, `fit`, `fmt`, `q` and `dpr` are read (`fmt=json` asks for
+//! the media information instead, [`Ask::Info`]); every other query
 //! parameter is ignored and never reaches the cache key. The canonical form
 //! ([`Variant::canonical`]) is computed *after* `dpr` is applied and the
 //! format negotiated, so `w=300&dpr=2` and `w=600` share one cache entry, and
@@ -196,7 +197,13 @@ impl VariantRequest {
     /// Parses the raw query string. `Ok(None)` when no transform parameter is
     /// present (the original is served).
     pub fn parse(query: Option<&str>, cfg: &VariantLimits) -> Result<Option<Self>, VariantError> {
-        let seen = raw_params(query)?;
+        Self::from_raw(raw_params(query)?, cfg)
+    }
+
+    fn from_raw(
+        seen: [Option<Cow<'_, str>>; 6],
+        cfg: &VariantLimits,
+    ) -> Result<Option<Self>, VariantError> {
         if seen.iter().all(Option::is_none) {
             return Ok(None);
         }
@@ -315,6 +322,51 @@ impl Variant {
     }
 }
 
+/// What a request asks for instead of the original: a derivative image, or
+/// (`fmt=json`) the object's media information. Both are cached and
+/// coalesced alike, under [`Ask::canonical`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Ask {
+    Image(Variant),
+    Info,
+}
+
+/// The canonical form of [`Ask::Info`]: every `fmt=json` request of one
+/// object shares it, whatever else its query holds.
+pub const INFO: &str = "fmt=json";
+
+impl Ask {
+    /// Parses the query and negotiates the format: `Ok(None)` for the
+    /// original. `fmt=json` asks for the media information, and then every
+    /// other transform parameter is ignored (not even checked).
+    pub fn parse(
+        query: Option<&str>,
+        accept: Option<&str>,
+        cfg: &VariantLimits,
+    ) -> Result<Option<Self>, VariantError> {
+        let seen = raw_params(query)?;
+        if seen[3]
+            .as_deref()
+            .is_some_and(|f| f.eq_ignore_ascii_case("json"))
+        {
+            return Ok(Some(Ask::Info));
+        }
+        Ok(VariantRequest::from_raw(seen, cfg)?.map(|r| Ask::Image(r.resolve(accept, cfg))))
+    }
+
+    pub fn canonical(&self) -> Cow<'static, str> {
+        match self {
+            Ask::Image(v) => Cow::Owned(v.canonical()),
+            Ask::Info => Cow::Borrowed(INFO),
+        }
+    }
+
+    /// The answer depends on `Accept` (`Vary: Accept` is due).
+    pub fn negotiated(&self) -> bool {
+        matches!(self, Ask::Image(v) if v.negotiated)
+    }
+}
+
 /// Multiplies the box by `dpr`, then shrinks it (keeping its aspect ratio) so
 /// that no side exceeds `max_dimension`.
 fn scale_box(w: Option<u32>, h: Option<u32>, dpr: f64, max: u32) -> (Option<u32>, Option<u32>) {
@@ -380,7 +432,7 @@ fn parse_format(v: &str) -> Result<FormatParam, VariantError> {
         "png" => Ok(FormatParam::Png),
         _ => Err(VariantError::new(
             "fmt",
-            "must be one of auto, webp, avif, jpeg, png",
+            "must be one of auto, webp, avif, jpeg, png (json: the media information)",
         )),
     }
 }
@@ -607,6 +659,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn fmt_json_asks_for_the_information_and_ignores_the_rest() {
+        let ask = |q: &str| Ask::parse(Some(q), None, &cfg());
+        assert_eq!(ask("fmt=json"), Ok(Some(Ask::Info)));
+        assert_eq!(ask("w=100&fmt=JSON&q=abc"), Ok(Some(Ask::Info)));
+        assert_eq!(Ask::Info.canonical(), "fmt=json");
+        assert!(!Ask::Info.negotiated());
+        assert_eq!(ask("v=1"), Ok(None));
+        let Ok(Some(Ask::Image(v))) = ask("w=100") else {
+            panic!("an image")
+        };
+        assert_eq!(v.canonical(), "w=100&fmt=jpeg-or-png&q=80");
+        assert_eq!(ask("fmt=json&fmt=json").unwrap_err().param, "fmt");
+        // Presets and allow-lists name image formats only.
+        assert_eq!(parse("fmt=json").unwrap_err().param, "fmt");
     }
 
     #[test]

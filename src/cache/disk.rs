@@ -353,6 +353,7 @@ fn read_entry(path: &Path, id: &str) -> io::Result<Derivative> {
         MediaType::Jpeg,
         MediaType::Png,
         MediaType::Avif,
+        MediaType::Json,
     ]
     .into_iter()
     .find(|m| m.mime() == h.media)

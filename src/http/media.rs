@@ -2,7 +2,8 @@
 //!
 //! Reads top to bottom: key (400) → route access (401/403, before any cache
 //! or store) → transform parameters (400, before any I/O) → metadata (404)
-//! → derivative or original → conditional and range answers (304, 412,
+//! → derivative, media information (`fmt=json`) or original → conditional
+//! and range answers (304, 412,
 //! 206, 416) → headers with the route's `Cache-Control`.
 //!
 //! Every media answer (200, 206, 304, 412, 416) says it is not a document
@@ -35,7 +36,7 @@ use crate::media_type::MediaType;
 use crate::metrics;
 use crate::pipeline::OriginalBody;
 use crate::store::StoreError;
-use crate::variant::{Variant, VariantRequest};
+use crate::variant::Ask;
 
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 const CROSS_ORIGIN_RESOURCE_POLICY: HeaderName =
@@ -82,27 +83,27 @@ async fn respond(
     }
     let cfg = &app.config.transform.variants;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let variant = VariantRequest::parse(uri.query(), cfg)?.map(|r| r.resolve(accept, cfg));
-    info.variant = variant.clone();
-    info.route = if variant.is_some() {
-        "derivative"
-    } else {
-        "original"
+    let ask = Ask::parse(uri.query(), accept, cfg)?;
+    info.variant = ask.clone();
+    info.route = match ask {
+        None => "original",
+        Some(Ask::Image(_)) => "derivative",
+        Some(Ask::Info) => "info",
     };
 
     // A store read that finds the object replaced since its metadata was
     // cached forgets the metadata and tries once more.
     let mut retried = false;
     loop {
-        let result = match &variant {
+        let result = match &ask {
             None => original(app, method, headers, &key, route, info).await,
-            Some(v) => {
+            Some(ask) => {
                 // Whom a transform is charged to (behind a trusted proxy,
                 // the address it forwards for).
                 let client = peer.map(|p| app.config.server.trusted_proxies.client_ip(p, headers));
                 let request = DerivativeRequest {
                     key: &key,
-                    variant: v,
+                    ask,
                     client,
                     route,
                 };
@@ -156,10 +157,11 @@ async fn original(
     Ok(rep.answer(range, body, status))
 }
 
-/// What a derivative request asks for, besides the request itself.
+/// What a derivative (or media information) request asks for, besides the
+/// request itself.
 struct DerivativeRequest<'a> {
     key: &'a ObjectKey,
-    variant: &'a Variant,
+    ask: &'a Ask,
     client: Option<IpAddr>,
     route: &'a Route,
 }
@@ -173,12 +175,12 @@ async fn derivative(
 ) -> Result<Response, Error> {
     let DerivativeRequest {
         key,
-        variant,
+        ask,
         client,
         route,
     } = *request;
     let (meta, meta_status) = app.pipeline.meta(key).await?;
-    let (d, status) = app.pipeline.derivative(key, &meta, variant, client).await?;
+    let (d, status) = app.pipeline.derivative(key, &meta, ask, client).await?;
     let status = status.or_stale(meta_status);
     info.cache = Some(status);
     let rep = Representation {
@@ -188,7 +190,7 @@ async fn derivative(
         last_modified: d.last_modified,
         headers: &d.headers,
         len: d.body.len() as u64,
-        vary_accept: variant.negotiated,
+        vary_accept: ask.negotiated(),
     };
     let range = match conditional::evaluate(method, headers, &rep.validators()) {
         Outcome::Full => None,
@@ -198,7 +200,9 @@ async fn derivative(
     let body = match (method == Method::HEAD, &range) {
         (true, _) => Body::empty(),
         (false, None) => {
-            metrics::derivative_sent(variant.width, variant.height, rep.len, meta.size);
+            if let Ask::Image(v) = ask {
+                metrics::derivative_sent(v.width, v.height, rep.len, meta.size);
+            }
             Body::from(d.body.clone())
         }
         (false, Some(r)) => Body::from(d.body.slice(r.start as usize..r.end as usize)),

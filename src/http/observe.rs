@@ -25,7 +25,7 @@ use super::AppState;
 use super::error::Error;
 use super::response::RequestInfo;
 use crate::metrics;
-use crate::variant::Variant;
+use crate::variant::Ask;
 
 const REQUEST_ID: &str = "x-request-id";
 const MAX_REQUEST_ID: usize = 128;
@@ -86,7 +86,7 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         route = info.route,
         cache,
-        variant = info.variant.as_ref().map(Variant::canonical).as_deref().unwrap_or(""),
+        variant = info.variant.as_ref().map(Ask::canonical).as_deref().unwrap_or(""),
         access = info.access,
         denied = info.denied.unwrap_or(""),
         bytes,

@@ -12,7 +12,7 @@ use crate::cache::CacheStatus;
 pub struct RequestInfo {
     pub route: &'static str,
     pub cache: Option<CacheStatus>,
-    pub variant: Option<crate::variant::Variant>,
+    pub variant: Option<crate::variant::Ask>,
     /// The route's access kind (`public`, `jwt`, `signed`).
     pub access: &'static str,
     /// Why access was refused, if it was.
@@ -20,7 +20,8 @@ pub struct RequestInfo {
 }
 
 /// Names the route of a response for the request log and metrics, unless
-/// its handler named it more precisely (media: `original`, `derivative`).
+/// its handler named it more precisely (media: `original`, `derivative`,
+/// `info`).
 pub fn named(route: &'static str, mut res: Response) -> Response {
     match res.extensions_mut().get_mut::<RequestInfo>() {
         Some(info) if !info.route.is_empty() => {}

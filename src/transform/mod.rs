@@ -5,6 +5,7 @@
 //! blocking pool with a queue limit and a timeout.
 
 mod color;
+mod describe;
 mod encode;
 pub mod exif;
 mod heif;
@@ -20,6 +21,7 @@ mod source;
 pub mod verify;
 mod webp;
 
+pub use describe::{Described, Focus, describe};
 pub use job::Job;
 pub use pool::{Admission, Transformer};
 pub use verify::{UploadLimits, read_staged, verify};
@@ -121,24 +123,86 @@ pub fn process_profiled(
     job: &Job,
 ) -> Result<(Encoded, StageTimes), TransformError> {
     let mut times = StageTimes::default();
+    let shape = Shape {
+        width: spec.width,
+        height: spec.height,
+        fit: spec.fit,
+        max_dimension: spec.max_dimension,
+        max_source_pixels: spec.max_source_pixels,
+        format: spec.format,
+    };
+    let rendered = render(src, media, &shape, job, &mut times)?;
+    // The reservation covers the encoder too: held until it has finished.
+    let _reserved = rendered.reserved;
+    let srgb = rendered.pixels;
+    let clock = std::time::Instant::now();
+    job.check()?;
+    let media = encode::concrete(spec.format, srgb.uses_alpha());
+    let (width, height) = (srgb.width, srgb.height);
+    let bytes = encode::encode(srgb, media, spec.quality)?;
+    times.encode = clock.elapsed();
+    let encoded = Encoded {
+        bytes,
+        media,
+        width,
+        height,
+        decoded: rendered.decoded,
+    };
+    Ok((encoded, times))
+}
+
+/// What [`render`] makes: the box, and the format it will be encoded to
+/// (for the memory reservation).
+struct Shape {
+    width: Option<u32>,
+    height: Option<u32>,
+    fit: Fit,
+    max_dimension: u32,
+    max_source_pixels: u64,
+    format: OutputFormat,
+}
+
+/// What [`render`] gives.
+struct Rendered {
+    /// Upright, sRGB, the size of the shape.
+    pixels: pixels::Pixels,
+    /// The size the decoder produced (smaller than the source when it shrank).
+    decoded: (u32, u32),
+    /// The source's full size, upright.
+    upright: (u32, u32),
+    /// The memory reserved for the whole job, the encoder's share included:
+    /// kept until the encoder is done.
+    reserved: Option<job::Reservation>,
+}
+
+/// Probe (limits from the header) → reserve memory → decode (shrink-on-load)
+/// → crop+resize → orientation → sRGB. What every transform and the media
+/// information share, up to the encoder.
+fn render(
+    src: &[u8],
+    media: MediaType,
+    shape: &Shape,
+    job: &Job,
+    times: &mut StageTimes,
+) -> Result<Rendered, TransformError> {
     let mut clock = std::time::Instant::now();
     let mut lap = |slot: &mut std::time::Duration| {
         let now = std::time::Instant::now();
         *slot = now - clock;
         clock = now;
     };
-    let info = probe_within(src, media, spec.max_source_pixels)?;
+    let info = probe_within(src, media, shape.max_source_pixels)?;
     let plan = plan::Plan::new(
         (info.width, info.height),
         info.orientation,
-        spec.width,
-        spec.height,
-        spec.fit,
-        spec.max_dimension,
+        shape.width,
+        shape.height,
+        shape.fit,
+        shape.max_dimension,
     );
     let shrink = info.shrink(&plan);
-    let memory = info.memory_needed(&plan, shrink, spec.format);
-    let _reserved = job.reserve(memory)?;
+    let memory = info.memory_needed(&plan, shrink, shape.format);
+    let reserved = job.reserve(memory)?;
     lap(&mut times.probe);
     let decoded = source::decode(src, &info, shrink, job, memory)?;
     let decoded_size = (decoded.width, decoded.height);
@@ -165,19 +229,17 @@ pub fn process_profiled(
         None => upright,
     };
     lap(&mut times.post);
-    job.check()?;
-    let media = encode::concrete(spec.format, srgb.uses_alpha());
-    let (width, height) = (srgb.width, srgb.height);
-    let bytes = encode::encode(srgb, media, spec.quality)?;
-    lap(&mut times.encode);
-    let encoded = Encoded {
-        bytes,
-        media,
-        width,
-        height,
-        decoded: decoded_size,
+    let upright = if plan::swaps_axes(info.orientation) {
+        (info.height, info.width)
+    } else {
+        (info.width, info.height)
     };
-    Ok((encoded, times))
+    Ok(Rendered {
+        pixels: srgb,
+        decoded: decoded_size,
+        upright,
+        reserved,
+    })
 }
 
 #[cfg(test)]

@@ -60,6 +60,20 @@ impl Pixels {
         (self.width, self.height, self.channels, data)
     }
 
+    /// 8-bit RGBA (gray and RGB made opaque), for the placeholder encoders.
+    pub fn into_rgba8(self) -> (u32, u32, Vec<u8>) {
+        let (w, h, channels, data) = self.into_u8();
+        let rgba = match channels {
+            Channels::Rgba => data,
+            Channels::Rgb => data
+                .chunks_exact(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect(),
+            Channels::Gray => data.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+        };
+        (w, h, rgba)
+    }
+
     pub fn into_8bit(self) -> Self {
         let (w, h, c, data) = self.into_u8();
         Self::new_u8(w, h, c, data)

@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
+use super::TransformError;
+use super::describe::{Described, describe};
 use super::job::Job;
-use super::{TransformError, plan, probe_within, source};
 use crate::media_type::MediaType;
-use crate::variant::{Fit, OutputFormat};
 
 /// The `[transform]` limits an uploaded image must meet.
 #[derive(Debug, Clone, Copy)]
@@ -33,32 +33,15 @@ pub fn read_staged(path: &Path, limits: UploadLimits) -> Result<Vec<u8>, Transfo
 /// Checks that an uploaded image is one we can serve: the header parses,
 /// the pixel count is within `max_source_pixels` (before any buffer), and
 /// the whole image decodes (a truncated file fails here, not at the first
-/// viewer). Decoded at the smallest shrink-on-load scale, so a 12 MP JPEG
-/// costs an entropy pass, not a full-size bitmap; under `job`'s deadline and
-/// memory budget like any transform. Returns the displayed size (EXIF
-/// orientation applied).
+/// viewer). That one decode, at a small shrink-on-load scale (a 12 MP JPEG
+/// costs an entropy pass, not a full-size bitmap), also gives the media
+/// information the 201 carries. Under `job`'s deadline and memory budget
+/// like any transform.
 pub fn verify(
     src: &[u8],
     media: MediaType,
     max_source_pixels: u64,
     job: &Job,
-) -> Result<(u32, u32), TransformError> {
-    let info = probe_within(src, media, max_source_pixels)?;
-    let plan = plan::Plan::new(
-        (info.width, info.height),
-        info.orientation,
-        Some(16),
-        Some(16),
-        Fit::Inside,
-        16,
-    );
-    let shrink = info.shrink(&plan);
-    let memory = info.memory_needed(&plan, shrink, OutputFormat::Png);
-    let _reserved = job.reserve(memory)?;
-    source::decode(src, &info, shrink, job, memory)?;
-    Ok(if plan::swaps_axes(info.orientation) {
-        (info.height, info.width)
-    } else {
-        (info.width, info.height)
-    })
+) -> Result<Described, TransformError> {
+    describe(src, media, max_source_pixels, job)
 }

@@ -218,24 +218,31 @@ pub fn encode(
 /// The payload of the first chunk `fourcc` of a RIFF/WEBP file. A dozen lines
 /// of bounds-checked parsing instead of libwebp's demux API over FFI.
 fn riff_chunk<'a>(src: &'a [u8], fourcc: &[u8; 4]) -> Option<&'a [u8]> {
-    if src.len() < 12 || &src[0..4] != b"RIFF" || &src[8..12] != b"WEBP" {
-        return None;
-    }
-    let mut pos = 12usize;
-    while pos.checked_add(8)? <= src.len() {
-        let id = &src[pos..pos + 4];
-        let size = u32::from_le_bytes(src[pos + 4..pos + 8].try_into().ok()?) as usize;
+    riff_chunks(src)
+        .find(|(id, _)| *id == fourcc)
+        .map(|(_, body)| body)
+}
+
+/// The frames of an animated WebP (its `ANMF` chunks); 1 for a still image.
+pub fn frames(src: &[u8]) -> u32 {
+    let n = riff_chunks(src).filter(|(id, _)| *id == b"ANMF").count();
+    u32::try_from(n).unwrap_or(u32::MAX).max(1)
+}
+
+/// The top-level chunks of a WebP, in order, up to the first that does not
+/// fit in the file.
+fn riff_chunks(src: &[u8]) -> impl Iterator<Item = (&[u8; 4], &[u8])> {
+    let riff = src.len() >= 12 && &src[0..4] == b"RIFF" && &src[8..12] == b"WEBP";
+    let mut pos = if riff { 12usize } else { src.len() };
+    std::iter::from_fn(move || {
+        let id: &[u8; 4] = src.get(pos..pos.checked_add(4)?)?.try_into().ok()?;
+        let size = u32::from_le_bytes(src.get(pos + 4..pos + 8)?.try_into().ok()?) as usize;
         let start = pos + 8;
         let end = start.checked_add(size)?;
-        if end > src.len() {
-            return None;
-        }
-        if id == fourcc {
-            return Some(&src[start..end]);
-        }
+        let body = src.get(start..end)?;
         pos = end.checked_add(size & 1)?; // chunks are padded to even sizes
-    }
-    None
+        Some((id, body))
+    })
 }
 
 fn undecodable(status: sys::VP8StatusCode) -> TransformError {

@@ -31,12 +31,14 @@ use crate::auth::unix_now;
 use crate::cache::Purge;
 use crate::config::{PresetConfig, TransformConfig, UploadConfig};
 use crate::key::ObjectKey;
+use crate::media_info::MediaInfo;
 use crate::media_type::{MediaType, SNIFF_LEN};
 use crate::metrics;
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 use crate::store::StoreError;
-use crate::transform::{self, TransformError, Transformer, UploadLimits};
+use crate::transform::{self, Described, TransformError, Transformer, UploadLimits};
+use crate::variant::Ask;
 pub use error::UploadError;
 pub use grant::{Grant, UploadClass};
 
@@ -67,18 +69,9 @@ pub struct Presigned {
     pub max_bytes: u64,
 }
 
-/// `PUT` answer (201).
-#[derive(Debug, Serialize)]
-pub struct Uploaded {
-    pub key: String,
-    pub bytes: u64,
-    pub content_type: &'static str,
-    pub etag: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub width: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub height: Option<u32>,
-}
+/// `PUT` answer (201): the stored object's media information, from the
+/// upload check's decode.
+pub type Uploaded = MediaInfo;
 
 pub struct Uploads {
     /// Readers' view (purge, metadata) and the presets' derivative path.
@@ -159,7 +152,7 @@ impl Uploads {
             .tempfile_in(store.staging_dir())
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let (bytes, media) = self.stream_to(&staged, body, limit, grant.class).await?;
-        let size = self.check_staged(&staged, media).await?;
+        let described = self.check_staged(&staged, media).await?;
         let claim = once::claim(store, grant, unix_now()).await?;
         if let Err(e) = store
             .publish(&grant.key, staged.into_temp_path(), grant.if_absent)
@@ -180,15 +173,12 @@ impl Uploads {
         if media.is_transformable() {
             self.make_presets(grant.key.clone(), meta.clone());
         }
-        Ok(Uploaded {
-            key: grant.key.as_str().to_owned(),
-            // What is stored (smaller than what was sent when metadata went).
-            bytes: meta.size,
-            content_type: media.mime(),
-            etag: meta.etag.clone(),
-            width: size.map(|s| s.0),
-            height: size.map(|s| s.1),
-        })
+        // What is stored (smaller than what was sent when metadata went).
+        let info = MediaInfo::new(&grant.key, &meta, described);
+        if info.image.is_some() {
+            self.pipeline.remember_info(&grant.key, &meta, &info).await;
+        }
+        Ok(info)
     }
 
     /// Body → staged file, refusing as early as possible: over the limit, or
@@ -248,12 +238,12 @@ impl Uploads {
     /// check has really ended, even when the upload is answered 503 at the
     /// timeout. An upload waits (up to the timeout) for a place rather than
     /// being refused at once, so a phone's upload is not lost to a burst of
-    /// thumbnails. The displayed width and height of an image.
+    /// thumbnails. An image's media information, from that decode.
     async fn check_staged(
         &self,
         staged: &tempfile::NamedTempFile,
         media: MediaType,
-    ) -> Result<Option<(u32, u32)>, UploadError> {
+    ) -> Result<Option<Described>, UploadError> {
         if !container::applies(media) && !media.is_image() {
             return Ok(None);
         }
@@ -299,7 +289,8 @@ impl Uploads {
         tokio::spawn(async move {
             for preset in presets.iter() {
                 for variant in &preset.variants {
-                    let outcome = match pipeline.derivative(&key, &meta, variant, None).await {
+                    let ask = Ask::Image(variant.clone());
+                    let outcome = match pipeline.derivative(&key, &meta, &ask, None).await {
                         Ok(_) => "ok",
                         Err(e) => {
                             tracing::warn!(key = key.as_str(), preset = preset.name, error = %e, "preset not made");
@@ -357,7 +348,7 @@ fn check_file(
     limits: UploadLimits,
     scrub: bool,
     job: &transform::Job,
-) -> Result<Option<(u32, u32)>, UploadError> {
+) -> Result<Option<Described>, UploadError> {
     if container::applies(media) {
         match container::check(file, media) {
             Ok(()) => {}
@@ -373,7 +364,7 @@ fn check_file(
         return Ok(None);
     }
     let src = transform::read_staged(path, limits)?;
-    let size = transform::verify(&src, media, limits.max_source_pixels, job)?;
+    let described = transform::verify(&src, media, limits.max_source_pixels, job)?;
     if scrub {
         // Metadata goes before the object is published (safe to publish).
         let io = |e: std::io::Error| UploadError::Store(StoreError::Unavailable(e.to_string()));
@@ -381,7 +372,7 @@ fn check_file(
             std::fs::write(path, clean).map_err(io)?;
         }
     }
-    Ok(Some(size))
+    Ok(Some(described))
 }
 
 /// The sniffed type, if this class of upload may store it (public for the

@@ -1,0 +1,212 @@
+//! What a feed needs before the image arrives: the upright size, the frame
+//! count of an animation, ThumbHash and BlurHash placeholders, the average
+//! colour and the point a crop should keep — all from one small decode
+//! (shrink-on-load to at most [`SIDE`] pixels a side, the resolution
+//! ThumbHash itself works at), never the full image.
+//!
+//! The placeholders come from the formats' own crates: `thumbhash` is the
+//! Rust port by ThumbHash's author, `blurhash` (whisperfish) follows Wolt's
+//! reference; both are checked against the JavaScript reference decoders in
+//! `tests/media_info.rs`.
+
+use std::io::Cursor;
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use super::job::Job;
+use super::{Shape, StageTimes, TransformError, render, webp};
+use crate::media_type::MediaType;
+use crate::variant::{Fit, OutputFormat};
+
+/// Longest side of the decode the placeholders are computed from
+/// (ThumbHash accepts at most 100×100).
+pub const SIDE: u32 = 100;
+/// Frames counted at most; more is reported as this many.
+pub const MAX_COUNTED_FRAMES: u32 = 100_000;
+
+/// A point of the upright image, each coordinate 0..=1 from the left / top.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Focus {
+    pub x: f64,
+    pub y: f64,
+}
+
+/// The media information an image gives (`fmt=json`, the upload's 201).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Described {
+    /// Upright (EXIF orientation / `irot` applied).
+    pub width: u32,
+    pub height: u32,
+    /// Frames of an animation; absent for a still image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u32>,
+    /// ThumbHash, standard base64.
+    pub thumbhash: String,
+    pub blurhash: String,
+    /// The average colour, `#rrggbb` (transparent pixels count for nothing).
+    pub color: String,
+    /// Where a content-aware crop centres: the centre until the saliency
+    /// analysis lands.
+    pub focus: Focus,
+}
+
+/// Describes `src` within `job`'s limits (the same probe, pixel limit and
+/// memory reservation as a transform).
+pub fn describe(
+    src: &[u8],
+    media: MediaType,
+    max_source_pixels: u64,
+    job: &Job,
+) -> Result<Described, TransformError> {
+    let shape = Shape {
+        width: Some(SIDE),
+        height: Some(SIDE),
+        fit: Fit::Inside,
+        max_dimension: SIDE,
+        max_source_pixels,
+        format: OutputFormat::Png,
+    };
+    let rendered = render(src, media, &shape, job, &mut StageTimes::default())?;
+    let (width, height) = rendered.upright;
+    let frames = match media {
+        MediaType::Gif => gif_frames(src, job)?,
+        MediaType::Webp => webp::frames(src),
+        _ => 1,
+    };
+    let (w, h, rgba) = rendered.pixels.into_rgba8();
+    // The plan never exceeds its box; checked anyway, as `thumbhash` asserts it.
+    if !(1..=SIDE).contains(&w) || !(1..=SIDE).contains(&h) {
+        return Err(TransformError::Internal(format!("placeholder from {w}x{h}")));
+    }
+    Ok(Described {
+        width,
+        height,
+        frames: (frames > 1).then_some(frames),
+        thumbhash: base64::engine::general_purpose::STANDARD
+            .encode(thumbhash::rgba_to_thumb_hash(w as usize, h as usize, &rgba)),
+        blurhash: blurhash(w, h, &rgba)?,
+        color: average_color(&rgba),
+        focus: Focus { x: 0.5, y: 0.5 },
+    })
+}
+
+/// BlurHash with 4 components along the longer side and 3 along the
+/// shorter (the reference's default for a landscape picture).
+fn blurhash(w: u32, h: u32, rgba: &[u8]) -> Result<String, TransformError> {
+    let (cx, cy) = if w >= h { (4, 3) } else { (3, 4) };
+    blurhash::encode(cx, cy, w, h, rgba)
+        .map_err(|e| TransformError::Internal(format!("blurhash: {e}")))
+}
+
+/// The alpha-weighted mean of the sRGB values, as `#rrggbb`.
+fn average_color(rgba: &[u8]) -> String {
+    let mut sum = [0u64; 3];
+    let mut weight = 0u64;
+    for p in rgba.chunks_exact(4) {
+        let a = p[3] as u64;
+        for (s, &c) in sum.iter_mut().zip(&p[..3]) {
+            *s += c as u64 * a;
+        }
+        weight += a;
+    }
+    let mean = |s: u64| {
+        if weight == 0 {
+            0
+        } else {
+            (s + weight / 2) / weight
+        }
+    };
+    format!(
+        "#{:02x}{:02x}{:02x}",
+        mean(sum[0]),
+        mean(sum[1]),
+        mean(sum[2])
+    )
+}
+
+/// Frames of a GIF, counted from the block structure without decompressing
+/// any (the `gif` crate skips the LZW data), up to [`MAX_COUNTED_FRAMES`].
+fn gif_frames(src: &[u8], job: &Job) -> Result<u32, TransformError> {
+    let mut options = gif::DecodeOptions::new();
+    options.skip_frame_decoding(true);
+    if let Some(limit) = std::num::NonZeroU64::new(16 << 20) {
+        options.set_memory_limit(gif::MemoryLimit::Bytes(limit));
+    }
+    let bad = |e: gif::DecodingError| TransformError::Undecodable(format!("GIF: {e}"));
+    let mut decoder = options.read_info(Cursor::new(src)).map_err(bad)?;
+    let mut frames = 0;
+    while frames < MAX_COUNTED_FRAMES && decoder.next_frame_info().map_err(bad)?.is_some() {
+        frames += 1;
+        if frames % 256 == 0 {
+            job.check()?;
+        }
+    }
+    Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::corpus;
+
+    fn describe_file(name: &str, media: MediaType) -> Described {
+        describe(&corpus(name), media, 100_000_000, &Job::unbounded()).unwrap()
+    }
+
+    #[test]
+    fn sizes_are_upright_and_animations_counted() {
+        let d = describe_file("photo_4032x3024_orient6.jpg", MediaType::Jpeg);
+        assert_eq!((d.width, d.height, d.frames), (3024, 4032, None));
+        let d = describe_file("heic_4032x3024_orient6_gps.heic", MediaType::Heic);
+        assert_eq!((d.width, d.height), (3024, 4032));
+        let d = describe_file("anim_320x240_8f.gif", MediaType::Gif);
+        assert_eq!((d.width, d.height, d.frames), (320, 240, Some(8)));
+        let d = describe_file("anim_480x300_6f.webp", MediaType::Webp);
+        assert_eq!((d.width, d.height, d.frames), (480, 300, Some(6)));
+        assert_eq!(d.focus, Focus { x: 0.5, y: 0.5 });
+    }
+
+    #[test]
+    fn placeholders_decode_back_to_the_picture() {
+        let d = describe_file("photo_4032x3024_orient1.jpg", MediaType::Jpeg);
+        let hash = base64::engine::general_purpose::STANDARD
+            .decode(&d.thumbhash)
+            .unwrap();
+        let (r, g, b, a) = thumbhash::thumb_hash_to_average_rgba(&hash).unwrap();
+        let ratio = thumbhash::thumb_hash_to_approximate_aspect_ratio(&hash).unwrap();
+        assert!((ratio - 4.0 / 3.0).abs() < 0.1, "{ratio}");
+        assert_eq!(a, 1.0);
+        let rgb = u32::from_str_radix(&d.color[1..], 16).unwrap();
+        let channel = |shift: u32| ((rgb >> shift) & 255) as f32 / 255.0;
+        for (hashed, mean) in [(r, channel(16)), (g, channel(8)), (b, channel(0))] {
+            assert!((hashed - mean).abs() < 0.06, "{hashed} vs {mean}");
+        }
+        // 4×3 components: 1 + 1 + 4 + 2 × (4 × 3 − 1) characters.
+        assert_eq!(d.blurhash.len(), 28);
+        let px = blurhash::decode(&d.blurhash, 4, 3, 1.0).unwrap();
+        assert_eq!(px.len(), 4 * 3 * 4);
+    }
+
+    #[test]
+    fn the_average_ignores_transparent_pixels() {
+        assert_eq!(average_color(&[255, 0, 0, 255, 0, 0, 255, 0]), "#ff0000");
+        assert_eq!(
+            average_color(&[0, 0, 0, 255, 255, 255, 255, 255]),
+            "#808080"
+        );
+        assert_eq!(average_color(&[9, 9, 9, 0]), "#000000");
+    }
+
+    #[test]
+    fn a_gif_is_counted_without_decoding_its_frames() {
+        // A frame claiming 65535×65535 pixels and holding three bytes.
+        let mut gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff".to_vec();
+        for _ in 0..3 {
+            gif.extend_from_slice(b"\x2c\x00\x00\x00\x00\xff\xff\xff\xff\x00\x02\x02\x44\x01\x00");
+        }
+        gif.push(0x3b);
+        assert_eq!(gif_frames(&gif, &Job::unbounded()).unwrap(), 3);
+        assert!(gif_frames(b"GIF89a", &Job::unbounded()).is_err());
+    }
+}
