@@ -261,7 +261,7 @@ impl Pipeline {
             Ask::Info => {
                 let max = cfg.max_source_pixels;
                 let described = admission
-                    .run(move |job| transform::describe(&src, media, max, job))
+                    .run(move |job| transform::describe(&src, media, max, job, false))
                     .await?;
                 info_derivative(&MediaInfo::new(&dkey.object, &meta, Some(described)), &meta)
             }

@@ -52,12 +52,14 @@ pub struct Described {
 }
 
 /// Describes `src` within `job`'s limits (the same probe, pixel limit and
-/// memory reservation as a transform).
+/// memory reservation as a transform). `whole`: decode the image itself,
+/// never a HEIF's embedded thumbnail (an upload's check).
 pub fn describe(
     src: &[u8],
     media: MediaType,
     max_source_pixels: u64,
     job: &Job,
+    whole: bool,
 ) -> Result<Described, TransformError> {
     let shape = Shape {
         width: Some(SIDE),
@@ -66,6 +68,7 @@ pub fn describe(
         max_dimension: SIDE,
         max_source_pixels,
         format: OutputFormat::Png,
+        thumbnails: !whole,
     };
     let rendered = render(src, media, &shape, job, &mut StageTimes::default())?;
     let (width, height) = rendered.upright;
@@ -77,7 +80,9 @@ pub fn describe(
     let (w, h, rgba) = rendered.pixels.into_rgba8();
     // The plan never exceeds its box; checked anyway, as `thumbhash` asserts it.
     if !(1..=SIDE).contains(&w) || !(1..=SIDE).contains(&h) {
-        return Err(TransformError::Internal(format!("placeholder from {w}x{h}")));
+        return Err(TransformError::Internal(format!(
+            "placeholder from {w}x{h}"
+        )));
     }
     Ok(Described {
         width,
@@ -151,7 +156,7 @@ mod tests {
     use crate::test_support::corpus;
 
     fn describe_file(name: &str, media: MediaType) -> Described {
-        describe(&corpus(name), media, 100_000_000, &Job::unbounded()).unwrap()
+        describe(&corpus(name), media, 100_000_000, &Job::unbounded(), false).unwrap()
     }
 
     #[test]
@@ -165,6 +170,22 @@ mod tests {
         let d = describe_file("anim_480x300_6f.webp", MediaType::Webp);
         assert_eq!((d.width, d.height, d.frames), (480, 300, Some(6)));
         assert_eq!(d.focus, Focus { x: 0.5, y: 0.5 });
+    }
+
+    /// A phone HEIC is described from its 240x320 thumbnail, and says the
+    /// same as from its grid (the upload's check decodes the grid).
+    #[test]
+    fn heic_thumbnails_stand_in_for_the_grid() {
+        let src = corpus("heic_4032x3024_orient6_gps.heic");
+        let job = Job::unbounded();
+        let small = describe(&src, MediaType::Heic, 100_000_000, &job, false).unwrap();
+        let whole = describe(&src, MediaType::Heic, 100_000_000, &job, true).unwrap();
+        assert_eq!((small.width, small.height), (whole.width, whole.height));
+        let rgb = |d: &Described| u32::from_str_radix(&d.color[1..], 16).unwrap();
+        for shift in [16, 8, 0] {
+            let (a, b) = ((rgb(&small) >> shift) & 255, (rgb(&whole) >> shift) & 255);
+            assert!(a.abs_diff(b) <= 4, "{} vs {}", small.color, whole.color);
+        }
     }
 
     #[test]

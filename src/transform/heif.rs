@@ -16,8 +16,8 @@
 //! decodes).
 
 use libheif_rs::{
-    ColorPrimaries, ColorProfile as _, ColorSpace, DecodingOptions, HeifContext, LibHeif,
-    RgbChroma, SecurityLimits, color_profile_types,
+    ColorPrimaries, ColorProfile as _, ColorSpace, DecodingOptions, HeifContext, ImageHandle,
+    ItemId, LibHeif, RgbChroma, SecurityLimits, color_profile_types,
 };
 
 use super::TransformError;
@@ -42,6 +42,28 @@ pub struct HeifHeader {
     /// The colour to convert from: an embedded ICC profile, or one made
     /// from an `nclx` box with primaries other than sRGB's.
     pub icc: Option<Vec<u8>>,
+    /// The largest embedded thumbnail of the same shape (phones write a
+    /// 320x240 one): a small request decodes it instead of the grid.
+    pub thumbnail: Option<Thumbnail>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thumbnail {
+    id: ItemId,
+    /// Upright, like the primary's.
+    pub width: u32,
+    pub height: u32,
+}
+
+impl HeifHeader {
+    /// The shrink factor decoding the thumbnail amounts to (rounded up, so
+    /// a plan that accepts it has at least the pixels it asked for); 1
+    /// without a thumbnail.
+    pub fn thumbnail_shrink(&self) -> u32 {
+        self.thumbnail.map_or(1, |t| {
+            (self.width.div_ceil(t.width)).max(self.height.div_ceil(t.height))
+        })
+    }
 }
 
 impl HeifHeader {
@@ -109,7 +131,35 @@ pub fn probe(src: &[u8], media: MediaType, max_pixels: u64) -> Result<HeifHeader
         has_alpha: handle.has_alpha_channel(),
         deep: handle.luma_bits_per_pixel() > 8,
         icc,
+        thumbnail: thumbnail(&handle),
     })
+}
+
+/// The largest thumbnail whose aspect ratio is the primary image's (within
+/// 2 %) and that has the same alpha: one that was cropped or rotated
+/// differently would show another picture.
+fn thumbnail(primary: &ImageHandle) -> Option<Thumbnail> {
+    let mut ids = vec![0; primary.number_of_thumbnails().min(16)];
+    let n = primary.thumbnail_ids(&mut ids);
+    let aspect = primary.width() as f64 / primary.height() as f64;
+    ids[..n.min(ids.len())]
+        .iter()
+        .filter_map(|&id| {
+            let t = primary.thumbnail(id).ok()?;
+            let (w, h) = (t.width(), t.height());
+            let same = w > 0
+                && h > 0
+                && w < primary.width()
+                && ((w as f64 / h as f64) / aspect - 1.0).abs() < 0.02
+                && t.has_alpha_channel() == primary.has_alpha_channel()
+                && t.luma_bits_per_pixel() == primary.luma_bits_per_pixel();
+            same.then_some(Thumbnail {
+                id,
+                width: w,
+                height: h,
+            })
+        })
+        .max_by_key(|t| t.width)
 }
 
 /// An ICC profile for `nclx` primaries that are not sRGB's (phones write
@@ -137,12 +187,36 @@ fn refuse_hevc_without_feature(media: MediaType) -> Result<(), TransformError> {
 }
 
 /// The primary image, upright, as 8-bit (or 16-bit for deeper sources)
-/// RGB or RGBA. `h` comes from [`probe`], which already refused what this
-/// build may not decode.
-pub fn decode(src: &[u8], h: &HeifHeader, max_pixels: u64) -> Result<Pixels, TransformError> {
+/// RGB or RGBA — or, when `shrink` is the thumbnail's
+/// ([`HeifHeader::thumbnail_shrink`]) or more, its thumbnail, as libvips
+/// does for HEIF (the grid is then never decoded). `h` comes from
+/// [`probe`], which already refused what this build may not decode.
+pub fn decode(
+    src: &[u8],
+    h: &HeifHeader,
+    max_pixels: u64,
+    shrink: u32,
+) -> Result<Pixels, TransformError> {
     let bad = |e: libheif_rs::HeifError| TransformError::Undecodable(e.to_string());
     let ctx = open(src, max_pixels)?;
-    let handle = ctx.primary_image_handle().map_err(bad)?;
+    let primary = ctx.primary_image_handle().map_err(bad)?;
+    if let Some(t) = h
+        .thumbnail
+        .filter(|_| shrink > 1 && shrink >= h.thumbnail_shrink())
+        && let Ok(pixels) = primary
+            .thumbnail(t.id)
+            .map_err(bad)
+            .and_then(|thumb| decode_handle(&thumb, h))
+        && (pixels.width, pixels.height) == (t.width, t.height)
+    {
+        return Ok(pixels);
+    }
+    // No thumbnail, or a broken one: the image itself.
+    decode_handle(&primary, h)
+}
+
+fn decode_handle(handle: &ImageHandle, h: &HeifHeader) -> Result<Pixels, TransformError> {
+    let bad = |e: libheif_rs::HeifError| TransformError::Undecodable(e.to_string());
     let chroma = match (h.has_alpha, h.deep) {
         (false, false) => RgbChroma::Rgb,
         (true, false) => RgbChroma::Rgba,
@@ -154,7 +228,7 @@ pub fn decode(src: &[u8], h: &HeifHeader, max_pixels: u64) -> Result<Pixels, Tra
     // One decode at a time per pool worker: the pool owns the parallelism.
     options.set_num_library_threads(1);
     let image = LibHeif::new()
-        .decode(&handle, ColorSpace::Rgb(chroma), Some(options))
+        .decode(handle, ColorSpace::Rgb(chroma), Some(options))
         .map_err(bad)?;
     let plane = image
         .planes()
@@ -208,8 +282,15 @@ mod tests {
         let src = corpus("heic_4032x3024_orient6_gps.heic");
         let h = probe(&src, MediaType::Heic, 40_000_000).unwrap();
         assert_eq!((h.width, h.height), (3024, 4032), "irot applied: portrait");
-        let px = decode(&src, &h, 40_000_000).unwrap();
+        let px = decode(&src, &h, 40_000_000, 1).unwrap();
         assert_eq!((px.width, px.height), (3024, 4032));
+        // Its 240x320 thumbnail (upright too) stands in for a small request.
+        let t = h.thumbnail.expect("a thumbnail");
+        assert_eq!((t.width, t.height), (240, 320));
+        assert_eq!(h.thumbnail_shrink(), 13);
+        let small = decode(&src, &h, 40_000_000, 13).unwrap();
+        assert_eq!((small.width, small.height), (240, 320));
+        assert_eq!(decode(&src, &h, 40_000_000, 12).unwrap().width, 3024);
     }
 
     #[test]
@@ -227,7 +308,8 @@ mod tests {
         let src = corpus("avif_4032x3024_orient8.avif");
         let h = probe(&src, MediaType::Avif, 40_000_000).unwrap();
         assert_eq!((h.width, h.height), (3024, 4032));
-        assert!(decode(&src, &h, 40_000_000).is_ok());
+        assert_eq!(h.thumbnail, None);
+        assert!(decode(&src, &h, 40_000_000, 8).is_ok());
     }
 
     #[test]
@@ -247,8 +329,8 @@ mod tests {
             &src[..200],
             b"\0\0\0\x18ftypheic\0\0\0\0".as_slice(),
         ] {
-            let r =
-                probe(bad, MediaType::Heic, 40_000_000).and_then(|h| decode(bad, &h, 40_000_000));
+            let r = probe(bad, MediaType::Heic, 40_000_000)
+                .and_then(|h| decode(bad, &h, 40_000_000, 1));
             assert!(r.is_err(), "{} bytes decoded", bad.len());
         }
     }

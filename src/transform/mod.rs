@@ -130,6 +130,7 @@ pub fn process_profiled(
         max_dimension: spec.max_dimension,
         max_source_pixels: spec.max_source_pixels,
         format: spec.format,
+        thumbnails: true,
     };
     let rendered = render(src, media, &shape, job, &mut times)?;
     // The reservation covers the encoder too: held until it has finished.
@@ -160,6 +161,9 @@ struct Shape {
     max_dimension: u32,
     max_source_pixels: u64,
     format: OutputFormat,
+    /// May a HEIF's embedded thumbnail stand in for the image (false when
+    /// the image itself must be proven to decode).
+    thumbnails: bool,
 }
 
 /// What [`render`] gives.
@@ -200,7 +204,7 @@ fn render(
         shape.fit,
         shape.max_dimension,
     );
-    let shrink = info.shrink(&plan);
+    let shrink = info.shrink(&plan, shape.thumbnails);
     let memory = info.memory_needed(&plan, shrink, shape.format);
     let reserved = job.reserve(memory)?;
     lap(&mut times.probe);

@@ -59,12 +59,17 @@ impl SourceInfo {
         self.width as u64 * self.height as u64
     }
 
-    /// The factor the decoder will shrink by for `plan`.
-    pub fn shrink(&self, plan: &Plan) -> u32 {
+    /// The factor the decoder will shrink by for `plan`. HEIF shrinks only
+    /// by decoding its embedded thumbnail, which `thumbnails: false` (an
+    /// upload's check, which must decode the image itself) rules out.
+    pub fn shrink(&self, plan: &Plan, thumbnails: bool) -> u32 {
         match &self.codec {
             Codec::Jpeg(_) => plan.shrink_on_load(&JPEG_SHRINKS),
             Codec::Webp(h) if h.animated => 1,
             Codec::Webp(_) | Codec::Png(_) => plan.shrink_on_load(&ANY_SHRINKS),
+            Codec::Heif { header, .. } if thumbnails => {
+                plan.shrink_on_load(&[header.thumbnail_shrink(), 1])
+            }
             Codec::Gif | Codec::Heif { .. } => 1,
         }
     }
@@ -77,7 +82,12 @@ impl SourceInfo {
     /// An upper bound rather than an exact count: it is what the job
     /// reserves from the memory budget.
     pub fn memory_needed(&self, plan: &Plan, shrink: u32, format: OutputFormat) -> u64 {
-        let s = shrink.max(1) as u64;
+        // HEIF: as if decoded whole, since a broken thumbnail falls back to
+        // the image itself.
+        let s = match self.codec {
+            Codec::Heif { .. } => 1,
+            _ => shrink.max(1) as u64,
+        };
         let (dw, dh) = (
             (self.width as u64).div_ceil(s),
             (self.height as u64).div_ceil(s),
@@ -209,7 +219,7 @@ pub fn decode(
         Codec::Webp(h) => webp::decode(src, h, shrink, job),
         Codec::Png(h) => png::decode(src, h, shrink, job),
         Codec::Gif => decode_gif(src, memory),
-        Codec::Heif { header, max_pixels } => heif::decode(src, header, *max_pixels),
+        Codec::Heif { header, max_pixels } => heif::decode(src, header, *max_pixels, shrink),
     }
 }
 

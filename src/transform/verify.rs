@@ -35,7 +35,8 @@ pub fn read_staged(path: &Path, limits: UploadLimits) -> Result<Vec<u8>, Transfo
 /// the whole image decodes (a truncated file fails here, not at the first
 /// viewer). That one decode, at a small shrink-on-load scale (a 12 MP JPEG
 /// costs an entropy pass, not a full-size bitmap), also gives the media
-/// information the 201 carries. Under `job`'s deadline and memory budget
+/// information the 201 carries (a HEIF's embedded thumbnail is not used:
+/// the image itself must decode). Under `job`'s deadline and memory budget
 /// like any transform.
 pub fn verify(
     src: &[u8],
@@ -43,5 +44,5 @@ pub fn verify(
     max_source_pixels: u64,
     job: &Job,
 ) -> Result<Described, TransformError> {
-    describe(src, media, max_source_pixels, job)
+    describe(src, media, max_source_pixels, job, true)
 }
