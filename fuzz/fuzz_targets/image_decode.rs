@@ -1,8 +1,10 @@
 //! The image probe and decode path with its limits on, as an upload's check
 //! and a transform run it: the type is sniffed from the bytes (as the server
-//! does), `verify` probes, checks the pixel limit and decodes; a source that
-//! passes is then transformed. Nothing may panic, hang or allocate beyond
-//! the limits (libFuzzer's -rss_limit_mb catches the last).
+//! does), `verify` probes, checks the pixel limit and decodes (giving the
+//! media information); a source that passes is then described as
+//! `fmt=json` does (a HEIF's thumbnail may stand in) and transformed.
+//! Nothing may panic, hang or allocate beyond the limits (libFuzzer's
+//! -rss_limit_mb catches the last).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -25,10 +27,15 @@ fuzz_target!(|data: &[u8]| {
     // A budget as the server has one (smaller, like the pixel limit), and
     // a deadline far enough away that only a hang reaches it.
     let job = Job::new(Instant::now() + Duration::from_secs(20), MemoryBudget::new(256 << 20));
-    let Ok((w, h)) = transform::verify(data, media, MAX_PIXELS, &job) else {
+    let Ok(info) = transform::verify(data, media, MAX_PIXELS, &job) else {
         return;
     };
+    let (w, h) = (info.width, info.height);
     assert!(w > 0 && h > 0 && (w as u64) * (h as u64) <= MAX_PIXELS);
+    assert!(info.color.len() == 7 && !info.thumbhash.is_empty());
+    if let Ok(small) = transform::describe(data, media, MAX_PIXELS, &job, false) {
+        assert_eq!((small.width, small.height), (w, h));
+    }
     // The output format from the input's length: cheap variety, AVIF rarely
     // (its encoder dominates the time otherwise).
     let format = match data.len() % 16 {

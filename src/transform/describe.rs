@@ -230,4 +230,18 @@ mod tests {
         assert_eq!(gif_frames(&gif, &Job::unbounded()).unwrap(), 3);
         assert!(gif_frames(b"GIF89a", &Job::unbounded()).is_err());
     }
+
+    /// Counting stops at MAX_COUNTED_FRAMES, however many frames follow.
+    #[test]
+    fn frames_are_counted_up_to_a_bound() {
+        let mut gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff".to_vec();
+        for _ in 0..MAX_COUNTED_FRAMES + 10 {
+            gif.extend_from_slice(b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00");
+        }
+        gif.push(0x3b);
+        assert_eq!(
+            gif_frames(&gif, &Job::unbounded()).unwrap(),
+            MAX_COUNTED_FRAMES
+        );
+    }
 }

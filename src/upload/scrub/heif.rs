@@ -467,6 +467,33 @@ mod tests {
         assert_eq!(scrub(&out).unwrap(), out, "a fixed point");
     }
 
+    /// An `iloc` listing more items than [`MAX_ITEMS`], or more extents in
+    /// all than [`MAX_EXTENTS`] (which cost no bytes each with zero-size
+    /// fields), is refused before anything is collected.
+    #[test]
+    fn item_and_extent_counts_are_bounded() {
+        let with_iloc = |iloc: Vec<u8>| {
+            let iinf = full(
+                b"iinf",
+                0,
+                &[&1u16.to_be_bytes()[..], &infe(1, b"Exif", "")].concat(),
+            );
+            let meta = full(b"meta", 0, &[iinf, full(b"iloc", 1, &iloc)].concat());
+            [bx(b"ftyp", b"heic\0\0\0\0mif1heic"), meta].concat()
+        };
+        // version 1, all field sizes 0, then the item count.
+        let mut many_items = vec![0, 0];
+        many_items.extend_from_slice(&(MAX_ITEMS as u16 + 1).to_be_bytes());
+        assert_eq!(scrub(&with_iloc(many_items)), Err("too many items"));
+        // Two items of 65535 zero-byte extents each: over MAX_EXTENTS.
+        let mut many_extents = vec![0, 0, 0, 2];
+        for id in 1..=2u16 {
+            many_extents.extend_from_slice(&id.to_be_bytes());
+            many_extents.extend_from_slice(&[0, 0, 0, 0, 0xFF, 0xFF]);
+        }
+        assert_eq!(scrub(&with_iloc(many_extents)), Err("too many extents"));
+    }
+
     /// The fuzz seed with an XMP `uuid` box at the top level.
     #[test]
     fn a_top_level_xmp_box_becomes_free_space() {
