@@ -6,6 +6,7 @@
 mod common;
 
 use common::images::mean_abs_diff;
+use common::metadata::{exiftool, tags_like};
 use common::{Server, corpus_bytes, decode};
 use image::GenericImageView;
 use reqwest::StatusCode;
@@ -88,8 +89,12 @@ async fn originals_keep_their_type() {
     }
 }
 
+/// The "done when": an iPhone-style HEIC (and an AVIF) goes in
+/// through a presigned URL, comes back with its upright size and
+/// placeholders in the 201, has no GPS when fetched, and transforms to
+/// every output format.
 #[tokio::test]
-async fn phone_photos_upload_with_their_upright_size() {
+async fn phone_photos_upload_once_and_come_out_everywhere() {
     let s = Server::builder().uploads().start();
     for (phone, ct) in [
         ("heic_4032x3024_orient6_gps.heic", "image/heic"),
@@ -104,8 +109,31 @@ async fn phone_photos_upload_with_their_upright_size() {
             (Some(3024), Some(4032)),
             "{phone}"
         );
-        let (_, webp) = ok_bytes(&s, &format!("/{key}?w=150&h=150")).await;
-        assert_eq!(decode(&webp).dimensions(), (150, 150));
+        for field in ["thumbhash", "blurhash", "color"] {
+            assert!(
+                up[field].as_str().is_some_and(|v| !v.is_empty()),
+                "{phone}: {field}"
+            );
+        }
+        let (_, stored) = ok_bytes(&s, &format!("/{key}")).await;
+        assert!(!tags_like(&exiftool(&corpus_bytes(phone)), "GPS").is_empty());
+        assert_eq!(
+            tags_like(&exiftool(&stored), "GPS"),
+            Vec::<String>::new(),
+            "{phone}"
+        );
+        for (fmt, ct) in [
+            ("webp", "image/webp"),
+            ("jpeg", "image/jpeg"),
+            ("png", "image/png"),
+            ("avif", "image/avif"),
+        ] {
+            let (got, body) = ok_bytes(&s, &format!("/{key}?w=150&h=150&fmt={fmt}")).await;
+            assert_eq!(got, ct, "{phone} fmt={fmt}");
+            if fmt != "avif" {
+                assert_eq!(decode(&body).dimensions(), (150, 150), "{phone} fmt={fmt}");
+            }
+        }
     }
 }
 

@@ -5,27 +5,10 @@
 
 mod common;
 
+use common::metadata::{exiftool, tags_like};
 use common::{Server, corpus_bytes, decode};
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
-
-/// `exiftool -j -G` of `bytes`: tag names with their group, and values.
-fn exiftool(bytes: &[u8]) -> Map<String, Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("f");
-    std::fs::write(&path, bytes).unwrap();
-    let out = std::process::Command::new("exiftool")
-        .args(["-j", "-G", "-n"])
-        .arg(&path)
-        .output()
-        .expect("exiftool (Debian libimage-exiftool-perl) is installed by scripts/test.sh");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v[0].as_object().unwrap().clone()
-}
-
-fn tags_like(tags: &Map<String, Value>, pat: &str) -> Vec<String> {
-    tags.keys().filter(|k| k.contains(pat)).cloned().collect()
-}
 
 /// (file, upload key, whether the corpus file carries GPS; the orient6
 /// photo is here for its orientation)

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod hostile;
 pub mod images;
+pub mod metadata;
 pub mod requests;
 pub mod s3;
 
