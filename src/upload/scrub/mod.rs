@@ -67,6 +67,10 @@ fn jpeg(src: &[u8]) -> Result<Vec<u8>, &'static str> {
         i += 1;
         match marker {
             0xD9 => break,
+            // A stuffed byte after fill bytes ("FF FF 00" at the end of a
+            // scan) is not a marker; guessing a length for it would make
+            // the output depend on how many fill bytes came before.
+            0x00 => return Err("invalid marker"),
             0x01 | 0xD0..=0xD7 => {
                 kept.extend_from_slice(&[0xFF, marker]);
                 continue;
@@ -292,5 +296,14 @@ mod tests {
         assert!(scrub(&png[..100], MediaType::Png).is_err());
         assert!(scrub(b"RIFF\xFF\xFF\xFF\xFFWEBP", MediaType::Webp).is_err());
         assert_eq!(scrub(b"GIF89a", MediaType::Gif).unwrap(), None);
+        // Fill bytes, then a stuffed zero where a marker must be (found by
+        // the fuzz target scrub: it was kept as a segment, not a fixed point).
+        let fuzzed = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fuzz/seeds/scrub/jpeg-fill-then-stuffed-zero"
+        ))
+        .unwrap();
+        assert_eq!(jpeg(&fuzzed), Err("invalid marker"));
+        assert!(scrub(&fuzzed, MediaType::Jpeg).is_err());
     }
 }
