@@ -339,12 +339,7 @@ fn blank_exif(old: &[u8], len: usize) -> Vec<u8> {
         .and_then(|o| o.checked_add(4));
     let orientation = skip.and_then(|s| old.get(s..)).map_or(1, exif::orientation);
     let mut new = vec![0u8; 4];
-    if orientation == 1 {
-        // An empty IFD0: as the other formats, nothing when upright.
-        new.extend_from_slice(b"MM\0\x2a\0\0\0\x08\0\0\0\0\0\0");
-    } else {
-        new.extend_from_slice(&orientation_exif(orientation));
-    }
+    new.extend_from_slice(&orientation_exif(orientation));
     if new.len() > len {
         new.clear();
     }

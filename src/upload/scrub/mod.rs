@@ -31,8 +31,12 @@ pub fn scrub(src: &[u8], media: MediaType) -> Result<Option<Vec<u8>>, UploadErro
     Ok((out != src).then_some(out))
 }
 
-/// A minimal EXIF block (TIFF structure) holding only the orientation.
+/// A minimal EXIF block (TIFF structure) holding only the orientation; for
+/// upright (1) an empty IFD0, as nothing of the original may remain.
 fn orientation_exif(orientation: u8) -> Vec<u8> {
+    if orientation == 1 {
+        return b"MM\0\x2a\0\0\0\x08\0\0\0\0\0\0".to_vec();
+    }
     let mut t = b"MM\0\x2a\0\0\0\x08\0\x01".to_vec();
     t.extend_from_slice(&[0x01, 0x12, 0x00, 0x03, 0, 0, 0, 1, 0, orientation, 0, 0]);
     t.extend_from_slice(&[0, 0, 0, 0]);
