@@ -41,6 +41,7 @@ fn main() {
         quality: args[5].parse().expect("quality"),
         max_dimension: 16383,
         max_source_pixels: 1 << 40,
+        at_ms: 0,
     };
     let iters: usize = args[6].parse().expect("iterations");
     let threads: usize = args.get(7).and_then(|t| t.parse().ok()).unwrap_or(1);

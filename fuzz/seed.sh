@@ -5,7 +5,7 @@
 # 16-bit, progressive, interlaced, palette, lossless and alpha kept), the
 # decompression bomb as it is, and the heads of the originals (what upload
 # sniffing reads). Small seeds keep the executions fast; the originals are
-# far over the fuzzers' -max_len. Needs `vips` (libvips-tools).
+# far over the fuzzers' -max_len. Needs `vips` (libvips-tools) and `ffmpeg` (installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")"
 src=../../shared/corpus
@@ -35,6 +35,16 @@ vips resize "$src"/rgba_1200x1200.png "$img/interlaced.png[interlace]" 0.05
 vips resize "$src"/rgba_1200x1200.png "$img/palette.png[palette]" 0.05
 vips resize "$src"/rgba_1200x1200.png "$img/lossless.webp[lossless]" 0.05
 vips resize "$src"/rgba_1200x1200.png "$img/alpha.webp" 0.05
+# Videos (posters and probes through libav): each codec small and short,
+# made by ffmpeg from the corpus clip, plus the phone .mov as it is.
+command -v ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null; }
+clip="$src"/video_1280x720_5s.mp4
+small() { ffmpeg -v error -y -t 0.4 -i "$clip" -vf scale=64:36 -an "$@"; }
+small -c:v libx264 $img/small.mp4
+small -c:v libx265 -tag:v hvc1 -x265-params log-level=error $img/small-hevc.mov
+small -c:v libvpx-vp9 $img/small.webm
+small -c:v libaom-av1 -cpu-used 8 $img/small-av1.mp4
+cp "$src"/video_1280x720_rot90_hevc_3s.mov $img/
 # The hostile shapes of tests/hostile_files.rs (EXIF pointer bombs in JPEG,
 # PNG and WebP, an iCCP bomb, 16-bit gray+alpha, progressive scan bombs).
 cp seeds/image_decode/* $img/

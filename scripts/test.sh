@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 # Test-only tools: openssl makes the JWT keys exactly as the README does,
-# python3 is an independent HMAC signer, chromium plays the private video
-# (with its recommended packages, as a desktop install would have them).
-apt_install openssl python3 python3-venv curl libimage-exiftool-perl
+# python3 is an independent HMAC signer, exiftool reads metadata, the
+# ffmpeg program is the reference for video frames and streams, chromium
+# plays the private video (with its recommended packages, as a desktop
+# install would have them).
+apt_install openssl python3 python3-venv curl libimage-exiftool-perl ffmpeg
 APT_RECOMMENDS=1 apt_install chromium
 
 # Real S3-compatible servers the tests start: moto (behaviour) in a venv,

@@ -162,6 +162,9 @@ enum Command {
         q: Option<String>,
         #[arg(long)]
         dpr: Option<String>,
+        /// On a video: the frame's time in seconds (e.g. 1.5).
+        #[arg(long)]
+        t: Option<String>,
     },
 }
 
@@ -251,6 +254,7 @@ fn main() -> ExitCode {
             fmt,
             q,
             dpr,
+            t,
         } => {
             let secret = match read_secret("MEDIAEDGE_SIGNING_SECRET", &|n| std::env::var(n).ok()) {
                 Ok(Some(s)) => s,
@@ -268,6 +272,7 @@ fn main() -> ExitCode {
                 ("fmt", fmt),
                 ("q", q),
                 ("dpr", dpr),
+                ("t", t),
             ];
             print_or_fail(cli::sign_url(&secret, &base_url, &path, &params, exp))
         }

@@ -82,12 +82,17 @@ impl MediaType {
         )
     }
 
-    /// Images the transform pipeline can decode.
+    pub fn is_video(self) -> bool {
+        matches!(self, Self::Mp4 | Self::Webm | Self::QuickTime)
+    }
+
+    /// What the transform pipeline can decode: these images, and a
+    /// video's frame (a poster).
     pub fn is_transformable(self) -> bool {
         matches!(
             self,
             Self::Jpeg | Self::Png | Self::Webp | Self::Gif | Self::Avif | Self::Heic | Self::Heif
-        )
+        ) || self.is_video()
     }
 }
 

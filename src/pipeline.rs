@@ -24,7 +24,7 @@ use crate::media_type::MediaType;
 use crate::metrics;
 use crate::store::{OriginalMeta, Store, StoreError};
 use crate::transform::{self, TransformError, TransformSpec, Transformer};
-use crate::variant::Ask;
+use crate::variant::{Ask, InfoAt, VariantError};
 
 /// Originals up to this size are read whole and kept in memory when served
 /// as they are; larger ones always stream from the store.
@@ -37,9 +37,12 @@ pub enum FetchError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Transform(#[from] TransformError),
-    /// Transform parameters on something that is not an image.
-    #[error("transform parameters are only supported on images")]
+    /// Transform parameters on something that is neither image nor video.
+    #[error("transform parameters are only supported on images and videos")]
     NotAnImage,
+    /// A parameter that only a video reads (`t` with `fmt=json`) is bad.
+    #[error("{0}")]
+    Variant(#[from] VariantError),
 }
 
 /// A fill task that ended without an answer is an internal transform failure.
@@ -152,8 +155,9 @@ impl Pipeline {
         ask: &Ask,
         client: Option<IpAddr>,
     ) -> Result<(Derivative, CacheStatus), FetchError> {
+        let ask = &ask.for_video(meta.media.is_video())?;
         if let Ask::Image(_) = ask {
-            if !meta.media.is_image() {
+            if !meta.media.is_image() && !meta.media.is_video() {
                 return Err(FetchError::NotAnImage);
             }
             if !meta.media.is_transformable() {
@@ -176,7 +180,7 @@ impl Pipeline {
     /// `fmt=json` of the new object is a cache hit.
     pub async fn remember_info(&self, key: &ObjectKey, meta: &Arc<OriginalMeta>, info: &MediaInfo) {
         let d = info_derivative(info, meta);
-        let dkey = self.key_of(key, meta, &Ask::Info);
+        let dkey = self.key_of(key, meta, &Ask::Info(InfoAt::default()));
         if let Some(disk) = self.inner.cache.disk() {
             disk.put(&dkey, &d);
         }
@@ -199,7 +203,7 @@ impl Pipeline {
         ask: Ask,
         client: Option<IpAddr>,
     ) -> Result<(Derivative, CacheStatus), FetchError> {
-        if ask == Ask::Info && !meta.media.is_transformable() {
+        if matches!(ask, Ask::Info(_)) && !meta.media.is_transformable() {
             // Nothing to decode: what the store knows is the answer.
             let info = MediaInfo::new(&dkey.object, &meta, None);
             return Ok((info_derivative(&info, &meta), CacheStatus::Miss));
@@ -246,6 +250,7 @@ impl Pipeline {
                     quality: variant.quality,
                     max_dimension: cfg.variants.max_dimension,
                     max_source_pixels: cfg.max_source_pixels,
+                    at_ms: variant.at_ms,
                 };
                 let encoded = admission
                     .run(move |job| transform::process(&src, media, &spec, job))
@@ -258,10 +263,10 @@ impl Pipeline {
                     encoded.height,
                 )
             }
-            Ask::Info => {
-                let max = cfg.max_source_pixels;
+            Ask::Info(at) => {
+                let (max, at_ms) = (cfg.max_source_pixels, at.at_ms);
                 let described = admission
-                    .run(move |job| transform::describe(&src, media, max, job, false))
+                    .run(move |job| transform::describe(&src, media, max, job, false, at_ms))
                     .await?;
                 info_derivative(&MediaInfo::new(&dkey.object, &meta, Some(described)), &meta)
             }
@@ -302,7 +307,7 @@ impl Pipeline {
                     size.height as u32,
                 )
             }
-            Ask::Info => (MediaType::Json, 0, 0),
+            Ask::Info(_) => (MediaType::Json, 0, 0),
         };
         metrics::cache_hit("shared", "derivative");
         Some(Derivative::new(

@@ -1,7 +1,8 @@
 //! Transform parameters: query string → [`VariantRequest`] → negotiated [`Variant`].
 //!
-//! Only `w`, `h`, `fit`, `fmt`, `q` and `dpr` are read (`fmt=json` asks for
-//! the media information instead, [`Ask::Info`]); every other query
+//! Only `w`, `h`, `fit`, `fmt`, `q`, `dpr` and `t` (a video's frame) are
+//! read (`fmt=json` asks for the media information instead, [`Ask::Info`]);
+//! every other query
 //! parameter is ignored and never reaches the cache key. The canonical form
 //! ([`Variant::canonical`]) is computed *after* `dpr` is applied and the
 //! format negotiated, so `w=300&dpr=2` and `w=600` share one cache entry, and
@@ -11,7 +12,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// A bad transform parameter. The message names the parameter (answers 400).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 #[error("invalid parameter {param}: {reason}")]
 pub struct VariantError {
     pub param: &'static str,
@@ -108,6 +109,8 @@ pub struct VariantRequest {
     fmt: FormatParam,
     q: Option<u8>,
     dpr: f64,
+    /// `t`, in milliseconds.
+    t: Option<u64>,
 }
 
 /// A fully resolved variant: effective box, fit, output format, quality.
@@ -120,6 +123,8 @@ pub struct Variant {
     pub quality: u8,
     /// The format came from the `Accept` header (`Vary: Accept` is due).
     pub negotiated: bool,
+    /// A video's frame to show, in milliseconds (0 for an image).
+    pub at_ms: u64,
 }
 
 /// The transform parameters, in canonical order (signed URLs sign them in this order).
@@ -184,11 +189,21 @@ impl Default for VariantLimits {
     }
 }
 
-pub const PARAMS: [&str; 6] = ["w", "h", "fit", "fmt", "q", "dpr"];
+/// The transform parameters, in the order signed URLs sign them (SPEC's table order).
+pub const PARAMS: [&str; PARAM_COUNT] = ["w", "h", "fit", "fmt", "q", "dpr", "t"];
+pub const PARAM_COUNT: usize = 7;
+/// Index of `fmt` in [`PARAMS`].
+const FMT: usize = 3;
+
+/// Each transform parameter's raw value, in [`PARAMS`] order.
+pub type RawParams<'a> = [Option<Cow<'a, str>>; PARAM_COUNT];
+
+/// The longest `t` is 86400 s (a day): no video frame lies beyond that.
+pub const MAX_T_SECS: u64 = 86_400;
 
 /// The raw (percent-decoded) value of each transform parameter, in [`PARAMS`]
 /// order. A parameter given twice is refused: which one counts would be a guess.
-pub fn raw_params(query: Option<&str>) -> Result<[Option<Cow<'_, str>>; 6], VariantError> {
+pub fn raw_params(query: Option<&str>) -> Result<RawParams<'_>, VariantError> {
     crate::query::named_params(query, &PARAMS)
         .map_err(|i| VariantError::new(PARAMS[i], "given more than once"))
 }
@@ -200,14 +215,11 @@ impl VariantRequest {
         Self::from_raw(raw_params(query)?, cfg)
     }
 
-    fn from_raw(
-        seen: [Option<Cow<'_, str>>; 6],
-        cfg: &VariantLimits,
-    ) -> Result<Option<Self>, VariantError> {
+    fn from_raw(seen: RawParams<'_>, cfg: &VariantLimits) -> Result<Option<Self>, VariantError> {
         if seen.iter().all(Option::is_none) {
             return Ok(None);
         }
-        let [w, h, fit, fmt, q, dpr] = seen;
+        let [w, h, fit, fmt, q, dpr, t] = seen;
         let max = cfg.max_dimension;
         let req = Self {
             w: w.map(|v| parse_int("w", &v, 1, max)).transpose()?,
@@ -220,6 +232,7 @@ impl VariantRequest {
             q: q.map(|v| parse_int("q", &v, 1, 100).map(|q| q as u8))
                 .transpose()?,
             dpr: dpr.map(|v| parse_dpr(&v)).transpose()?.unwrap_or(1.0),
+            t: t.map(|v| parse_time(&v)).transpose()?,
         };
         req.check_allowed(cfg)?;
         Ok(Some(req))
@@ -296,6 +309,7 @@ impl VariantRequest {
             format,
             quality: self.q.unwrap_or(cfg.default_quality),
             negotiated,
+            at_ms: self.t.unwrap_or(0),
         }
     }
 }
@@ -318,7 +332,21 @@ impl Variant {
         if self.format.uses_quality() {
             let _ = write!(s, "&q={}", self.quality);
         }
+        push_time(&mut s, self.at_ms);
         s
+    }
+}
+
+/// `&t=<seconds>` (shortest decimal form) unless the time is 0, the default.
+fn push_time(s: &mut String, at_ms: u64) {
+    if at_ms == 0 {
+        return;
+    }
+    let _ = write!(s, "&t={}", at_ms / 1000);
+    let frac = at_ms % 1000;
+    if frac != 0 {
+        let digits = format!("{frac:03}");
+        let _ = write!(s, ".{}", digits.trim_end_matches('0'));
     }
 }
 
@@ -328,11 +356,20 @@ impl Variant {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Ask {
     Image(Variant),
-    Info,
+    /// `fmt=json`; on a video, its placeholders come from the frame at `t`.
+    Info(InfoAt),
 }
 
-/// The canonical form of [`Ask::Info`]: every `fmt=json` request of one
-/// object shares it, whatever else its query holds.
+/// The `t` of a `fmt=json` request: only a video's reads it, so a bad
+/// value is refused only once the object is known to be a video.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct InfoAt {
+    pub at_ms: u64,
+    pub bad: Option<VariantError>,
+}
+
+/// The canonical form of [`Ask::Info`] at `t=0`: every `fmt=json` request
+/// of one image shares it, whatever else its query holds.
 pub const INFO: &str = "fmt=json";
 
 impl Ask {
@@ -345,19 +382,55 @@ impl Ask {
         cfg: &VariantLimits,
     ) -> Result<Option<Self>, VariantError> {
         let seen = raw_params(query)?;
-        if seen[3]
+        if seen[FMT]
             .as_deref()
             .is_some_and(|f| f.eq_ignore_ascii_case("json"))
         {
-            return Ok(Some(Ask::Info));
+            let t = seen[PARAMS.len() - 1].as_deref().map(parse_time);
+            return Ok(Some(Ask::Info(match t {
+                None => InfoAt::default(),
+                Some(Ok(at_ms)) => InfoAt { at_ms, bad: None },
+                Some(Err(e)) => InfoAt {
+                    at_ms: 0,
+                    bad: Some(e),
+                },
+            })));
         }
         Ok(VariantRequest::from_raw(seen, cfg)?.map(|r| Ask::Image(r.resolve(accept, cfg))))
+    }
+
+    /// The ask for an object now known to be a video or not: `t` counts
+    /// only on a video (elsewhere it neither splits the cache nor, with
+    /// `fmt=json`, is checked).
+    pub fn for_video(&self, is_video: bool) -> Result<Ask, VariantError> {
+        match self {
+            Ask::Image(v) if !is_video && v.at_ms != 0 => Ok(Ask::Image(Variant {
+                at_ms: 0,
+                ..v.clone()
+            })),
+            Ask::Info(_) if !is_video => Ok(Ask::Info(InfoAt::default())),
+            Ask::Info(InfoAt { bad: Some(e), .. }) => Err(e.clone()),
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// A video's frame to show, in milliseconds.
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Ask::Image(v) => v.at_ms,
+            Ask::Info(at) => at.at_ms,
+        }
     }
 
     pub fn canonical(&self) -> Cow<'static, str> {
         match self {
             Ask::Image(v) => Cow::Owned(v.canonical()),
-            Ask::Info => Cow::Borrowed(INFO),
+            Ask::Info(InfoAt { at_ms: 0, .. }) => Cow::Borrowed(INFO),
+            Ask::Info(at) => {
+                let mut s = INFO.to_owned();
+                push_time(&mut s, at.at_ms);
+                Cow::Owned(s)
+            }
         }
     }
 
@@ -435,6 +508,36 @@ fn parse_format(v: &str) -> Result<FormatParam, VariantError> {
             "must be one of auto, webp, avif, jpeg, png (json: the media information)",
         )),
     }
+}
+
+/// `t`: seconds, decimals allowed (milliseconds kept, finer digits
+/// rounded), 0..=[`MAX_T_SECS`]; digits and one dot only.
+fn parse_time(v: &str) -> Result<u64, VariantError> {
+    let err = || {
+        VariantError::new(
+            "t",
+            format!("must be a time in seconds from 0 to {MAX_T_SECS}, e.g. 1.5"),
+        )
+    };
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || whole.len() > 5 || frac.len() > 9 || !digits(whole) || !digits(frac) {
+        return Err(err());
+    }
+    if v.ends_with('.') {
+        return Err(err());
+    }
+    let secs: u64 = whole.parse().map_err(|_| err())?;
+    // Milliseconds from up to nine decimals, rounded half up.
+    let mut nanos = 0u64;
+    for (i, b) in frac.bytes().enumerate() {
+        nanos += (b - b'0') as u64 * 10u64.pow(8 - i as u32);
+    }
+    let ms = secs * 1000 + (nanos + 500_000) / 1_000_000;
+    if ms > MAX_T_SECS * 1000 {
+        return Err(err());
+    }
+    Ok(ms)
 }
 
 fn parse_dpr(v: &str) -> Result<f64, VariantError> {
@@ -664,10 +767,11 @@ mod tests {
     #[test]
     fn fmt_json_asks_for_the_information_and_ignores_the_rest() {
         let ask = |q: &str| Ask::parse(Some(q), None, &cfg());
-        assert_eq!(ask("fmt=json"), Ok(Some(Ask::Info)));
-        assert_eq!(ask("w=100&fmt=JSON&q=abc"), Ok(Some(Ask::Info)));
-        assert_eq!(Ask::Info.canonical(), "fmt=json");
-        assert!(!Ask::Info.negotiated());
+        let info = Ask::Info(InfoAt::default());
+        assert_eq!(ask("fmt=json"), Ok(Some(info.clone())));
+        assert_eq!(ask("w=100&fmt=JSON&q=abc"), Ok(Some(info.clone())));
+        assert_eq!(info.canonical(), "fmt=json");
+        assert!(!info.negotiated());
         assert_eq!(ask("v=1"), Ok(None));
         let Ok(Some(Ask::Image(v))) = ask("w=100") else {
             panic!("an image")

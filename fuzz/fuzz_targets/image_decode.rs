@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     let (w, h) = (info.width, info.height);
     assert!(w > 0 && h > 0 && (w as u64) * (h as u64) <= MAX_PIXELS);
     assert!(info.color.len() == 7 && !info.thumbhash.is_empty());
-    if let Ok(small) = transform::describe(data, media, MAX_PIXELS, &job, false) {
+    if let Ok(small) = transform::describe(data, media, MAX_PIXELS, &job, false, 0) {
         assert_eq!((small.width, small.height), (w, h));
     }
     // The output format from the input's length: cheap variety, AVIF rarely
@@ -55,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
         quality: 70,
         max_dimension: 4096,
         max_source_pixels: MAX_PIXELS,
+        at_ms: 0,
     };
     if let Ok(out) = transform::process(data, media, &spec, &job) {
         assert!(!out.bytes.is_empty());

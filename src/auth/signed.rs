@@ -51,7 +51,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::key::ObjectKey;
-use crate::variant::{self, PARAMS};
+use crate::variant::{self, PARAM_COUNT, PARAMS};
 
 /// Every byte but the RFC 3986 unreserved characters is `%XX`.
 const VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -193,7 +193,7 @@ fn parse_exp(text: &str) -> Option<u64> {
     text.parse().ok()
 }
 
-fn v1_ambiguous<S: AsRef<str>>(key: &str, params: &[Option<S>; 6]) -> bool {
+fn v1_ambiguous<S: AsRef<str>>(key: &str, params: &[Option<S>; PARAM_COUNT]) -> bool {
     key.contains(V1_AMBIGUOUS)
         || params
             .iter()
@@ -203,7 +203,11 @@ fn v1_ambiguous<S: AsRef<str>>(key: &str, params: &[Option<S>; 6]) -> bool {
 
 /// The v2 string that is signed (see the module doc); `params` are the
 /// decoded transform parameter values in [`PARAMS`] order (`None` where absent).
-pub fn canonical_v2<S: AsRef<str>>(key: &str, params: &[Option<S>; 6], exp: u64) -> String {
+pub fn canonical_v2<S: AsRef<str>>(
+    key: &str,
+    params: &[Option<S>; PARAM_COUNT],
+    exp: u64,
+) -> String {
     let mut s = String::with_capacity(key.len() * 3 + 64);
     let _ = write!(s, "v2\n/{}\n", utf8_percent_encode(key, KEY));
     let present = PARAMS
@@ -224,7 +228,11 @@ pub fn canonical_v2<S: AsRef<str>>(key: &str, params: &[Option<S>; 6], exp: u64)
 
 /// The deprecated v1 string: key and values decoded and unescaped, which
 /// is why [`UrlSigner::verify`] refuses v1 values holding `?&=#`.
-pub fn canonical_v1<S: AsRef<str>>(key: &str, params: &[Option<S>; 6], exp: u64) -> String {
+pub fn canonical_v1<S: AsRef<str>>(
+    key: &str,
+    params: &[Option<S>; PARAM_COUNT],
+    exp: u64,
+) -> String {
     let mut s = String::with_capacity(key.len() + 64);
     s.push('/');
     s.push_str(key);
@@ -244,7 +252,7 @@ pub fn canonical_v1<S: AsRef<str>>(key: &str, params: &[Option<S>; 6], exp: u64)
 pub fn signed_path_and_query(
     signer: &UrlSigner,
     key: &ObjectKey,
-    params: &[Option<Cow<'_, str>>; 6],
+    params: &[Option<Cow<'_, str>>; PARAM_COUNT],
     exp: u64,
 ) -> String {
     let sig = signer.sign(&canonical_v2(key.as_str(), params, exp));
@@ -267,7 +275,7 @@ mod tests {
     const OPEN: V1Window = V1Window::refused_from(u64::MAX);
     const CLOSED: V1Window = V1Window::refused_from(0);
 
-    fn url(key: &str, params: [Option<&str>; 6], exp: u64) -> String {
+    fn url(key: &str, params: [Option<&str>; PARAM_COUNT], exp: u64) -> String {
         let params = params.map(|p| p.map(Cow::Borrowed));
         let key = ObjectKey::parse(key).unwrap();
         signed_path_and_query(&UrlSigner::new(SECRET), &key, &params, exp)
@@ -288,7 +296,7 @@ mod tests {
     }
 
     /// A v1 URL as a v1 signer made it: decoded strings signed, the URL encoded.
-    fn v1_url(key: &str, params: [Option<&str>; 6], exp: u64) -> String {
+    fn v1_url(key: &str, params: [Option<&str>; PARAM_COUNT], exp: u64) -> String {
         let sig = UrlSigner::new(SECRET).sign(&canonical_v1(key, &params, exp));
         let mut q = String::new();
         for (n, v) in PARAMS.iter().zip(params) {
@@ -301,13 +309,21 @@ mod tests {
 
     #[test]
     fn canonical_strings_are_documented_form() {
-        let p = [Some("150"), Some("150"), None, Some("webp"), None, None];
+        let p = [
+            Some("150"),
+            Some("150"),
+            None,
+            Some("webp"),
+            None,
+            None,
+            None,
+        ];
         assert_eq!(
             canonical_v2("signed/cat one.jpg", &p, 1767225600),
             "v2\n/signed/cat%20one.jpg\nw=150&h=150&fmt=webp\nexp=1767225600"
         );
         assert_eq!(
-            canonical_v2::<&str>("signed/cat one.jpg", &[None; 6], 1767225600),
+            canonical_v2::<&str>("signed/cat one.jpg", &[None; PARAM_COUNT], 1767225600),
             "v2\n/signed/cat%20one.jpg\n\nexp=1767225600"
         );
         // Reserved, unreserved and non-ASCII: only A-Z a-z 0-9 - . _ ~ (and / in the key) stay.
@@ -318,6 +334,7 @@ mod tests {
             None,
             None,
             Some("a/b+c ~-._ü"),
+            None,
         ];
         assert_eq!(
             canonical_v2("x/a?b#c&d=e+f ~-._ü.jpg", &p, 7),
@@ -327,12 +344,15 @@ mod tests {
         assert_eq!(
             canonical_v1(
                 "signed/cat one.jpg",
-                &[Some("150"), None, None, None, None, None],
+                &[Some("150"), None, None, None, None, None, None],
                 7
             ),
             "/signed/cat one.jpg?w=150&exp=7"
         );
-        assert_eq!(canonical_v1::<&str>("a.jpg", &[None; 6], 7), "/a.jpg?exp=7");
+        assert_eq!(
+            canonical_v1::<&str>("a.jpg", &[None; PARAM_COUNT], 7),
+            "/a.jpg?exp=7"
+        );
     }
 
     #[test]
@@ -344,12 +364,12 @@ mod tests {
         assert_eq!(sig, "tUMxLSuBfIUuTKddwRiDTm55-Yy90mAf0DUNsDsN_ko");
         // The same with b"v2\n/a.jpg\nw=150\nexp=100" and
         // b"v2\n/signed/tom%20%26%20jerry.jpg\nw=150%26h%3D100\nexp=100".
-        let w = [Some("150"), None, None, None, None, None];
+        let w = [Some("150"), None, None, None, None, None, None];
         assert_eq!(
             signer.sign(&canonical_v2("a.jpg", &w, 100)),
             "XfCEVgMgz0rC16v-WbTe92x2D9XXuG19HDKNJxfKojA"
         );
-        let w = [Some("150&h=100"), None, None, None, None, None];
+        let w = [Some("150&h=100"), None, None, None, None, None, None];
         assert_eq!(
             signer.sign(&canonical_v2("signed/tom & jerry.jpg", &w, 100)),
             "tJ1xMJOBOtOmG0ZkmxwxkwyLkoxcXEPo0JO_jddLN6Y"
@@ -360,7 +380,7 @@ mod tests {
     fn round_trip_and_tampering() {
         let u = url(
             "signed/cat one.jpg",
-            [Some("150"), Some("100"), None, None, None, None],
+            [Some("150"), Some("100"), None, None, None, None, None],
             1000,
         );
         assert!(
@@ -421,7 +441,7 @@ mod tests {
             "/signed/cat%20one.jpg?v=2&exp=1000&sig={}",
             other.sign(&canonical_v2::<&str>(
                 "signed/cat one.jpg",
-                &[None; 6],
+                &[None; PARAM_COUNT],
                 1000
             ))
         );
@@ -430,7 +450,7 @@ mod tests {
 
     #[test]
     fn v1_within_and_after_its_window() {
-        let w = [Some("150"), Some("100"), None, None, None, None];
+        let w = [Some("150"), Some("100"), None, None, None, None, None];
         let u = v1_url("signed/cat one.jpg", w, 1000);
         assert!(u.starts_with("/signed/cat%20one.jpg?w=150&h=100&exp=1000&sig="));
         assert_eq!(check(&u, 1000), Ok(Scheme::V1));
@@ -468,17 +488,17 @@ mod tests {
             Err(SignatureFault::V1Ambiguous)
         );
         for key in ["x?y", "x&y", "x=y", "x#y"] {
-            let u = v1_url(&format!("signed/{key}.jpg"), [None; 6], 1000);
+            let u = v1_url(&format!("signed/{key}.jpg"), [None; PARAM_COUNT], 1000);
             assert_eq!(check(&u, 5), Err(SignatureFault::V1Ambiguous), "{u}");
             let u = v1_url(
                 "signed/a.jpg",
-                [Some(key), None, None, None, None, None],
+                [Some(key), None, None, None, None, None, None],
                 1000,
             );
             assert_eq!(check(&u, 5), Err(SignatureFault::V1Ambiguous), "{u}");
             let u = url(
                 &format!("signed/{key}.jpg"),
-                [Some(key), None, None, None, None, None],
+                [Some(key), None, None, None, None, None, None],
                 1000,
             );
             assert_eq!(check(&u, 5), Ok(Scheme::V2), "{u}");
@@ -486,12 +506,12 @@ mod tests {
         // v2 for w = "150&h=100" is not v2 for w=150, h=100, nor the reverse.
         let one = url(
             "signed/a.jpg",
-            [Some("150&h=100"), None, None, None, None, None],
+            [Some("150&h=100"), None, None, None, None, None, None],
             1000,
         );
         let two = url(
             "signed/a.jpg",
-            [Some("150"), Some("100"), None, None, None, None],
+            [Some("150"), Some("100"), None, None, None, None, None],
             1000,
         );
         assert!(
@@ -509,7 +529,7 @@ mod tests {
         );
         assert_eq!(check(&swapped, 5), Err(SignatureFault::Invalid));
         // Nor is a key holding "?w=150" the key with w=150.
-        let key_q = url("signed/a.jpg?w=150", [None; 6], 1000);
+        let key_q = url("signed/a.jpg?w=150", [None; PARAM_COUNT], 1000);
         let swapped = format!("/signed/a.jpg?w=150&v=2&exp=1000&sig={}", sig_of(&key_q));
         assert_eq!(check(&swapped, 5), Err(SignatureFault::Invalid));
     }
@@ -519,7 +539,7 @@ mod tests {
     }
 
     /// Reads a v2 string back: the inverse that makes `canonical_v2` injective.
-    fn parse_v2(s: &str) -> Option<(String, [Option<String>; 6], u64)> {
+    fn parse_v2(s: &str) -> Option<(String, [Option<String>; PARAM_COUNT], u64)> {
         let decode = |t: &str| {
             percent_encoding::percent_decode_str(t)
                 .decode_utf8()
@@ -536,7 +556,7 @@ mod tests {
         ) else {
             return None;
         };
-        let mut values: [Option<String>; 6] = Default::default();
+        let mut values: [Option<String>; PARAM_COUNT] = Default::default();
         let mut next = 0;
         for pair in params.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=')?;
@@ -558,7 +578,7 @@ mod tests {
         #[test]
         fn v2_strings_read_back_one_way(
             key in "[a-z/?&=#%+ \\n~.ü-]{1,12}",
-            params in proptest::array::uniform6(proptest::option::of("[0-9a-z/?&=#%+ \\n~.ü-]{0,8}")),
+            params in proptest::array::uniform7(proptest::option::of("[0-9a-z/?&=#%+ \\n~.ü-]{0,8}")),
             exp in proptest::num::u64::ANY,
         ) {
             let s = canonical_v2(&key, &params, exp);
@@ -598,9 +618,9 @@ mod tests {
 
     #[test]
     fn padded_signatures_are_accepted() {
-        let u = url("a.jpg", [None; 6], 10);
+        let u = url("a.jpg", [None; PARAM_COUNT], 10);
         assert_eq!(check(&format!("{u}%3D"), 5), Ok(Scheme::V2));
-        let u = v1_url("a.jpg", [None; 6], 10);
+        let u = v1_url("a.jpg", [None; PARAM_COUNT], 10);
         assert_eq!(check(&format!("{u}%3D"), 5), Ok(Scheme::V1));
     }
 }

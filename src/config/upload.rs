@@ -17,7 +17,12 @@ pub struct RawUpload {
     pub min_rate_bytes_per_sec: u64,
     pub base_url: Option<String>,
     pub keep_metadata: bool,
+    pub max_video_secs: u64,
+    pub video_codecs: Vec<String>,
 }
+
+/// The video codecs an upload may use (what `transform::video` decodes).
+pub const VIDEO_CODECS: [&str; 4] = ["h264", "hevc", "vp9", "av1"];
 
 impl Default for RawUpload {
     fn default() -> Self {
@@ -28,6 +33,8 @@ impl Default for RawUpload {
             min_rate_bytes_per_sec: 8192,
             base_url: None,
             keep_metadata: false,
+            max_video_secs: 600,
+            video_codecs: VIDEO_CODECS.iter().map(|c| c.to_string()).collect(),
         }
     }
 }
@@ -48,6 +55,10 @@ pub struct UploadConfig {
     /// Store uploads with their metadata (EXIF, GPS, XMP…) as sent; by
     /// default it is removed before publishing.
     pub keep_metadata: bool,
+    /// Longest video an upload may hold.
+    pub max_video_secs: u64,
+    /// Video codecs an upload may use (a subset of [`VIDEO_CODECS`]).
+    pub video_codecs: Vec<&'static str>,
 }
 
 pub fn validate_upload(raw: &RawUpload) -> Result<UploadConfig, ConfigError> {
@@ -73,6 +84,23 @@ pub fn validate_upload(raw: &RawUpload) -> Result<UploadConfig, ConfigError> {
         )?,
         base_url,
         keep_metadata: raw.keep_metadata,
+        max_video_secs: in_range("upload.max_video_secs", raw.max_video_secs, 1, 86_400)?,
+        video_codecs: raw
+            .video_codecs
+            .iter()
+            .map(|c| {
+                VIDEO_CODECS
+                    .iter()
+                    .find(|k| k.eq_ignore_ascii_case(c))
+                    .copied()
+                    .ok_or_else(|| {
+                        ConfigError::key(
+                            "upload.video_codecs",
+                            format!("'{c}' is not one of {}", VIDEO_CODECS.join(", ")),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
     })
 }
 

@@ -31,7 +31,7 @@ pub enum Error {
     Key(#[from] KeyError),
     #[error("{0}")]
     Variant(#[from] VariantError),
-    #[error("transform parameters are only supported on images")]
+    #[error("transform parameters are only supported on images and videos")]
     NotAnImage,
     #[error("{0}")]
     Transform(#[from] TransformError),
@@ -52,6 +52,7 @@ impl From<FetchError> for Error {
             FetchError::Store(e) => Error::Store(e),
             FetchError::Transform(e) => Error::Transform(e),
             FetchError::NotAnImage => Error::NotAnImage,
+            FetchError::Variant(e) => Error::Variant(e),
         }
     }
 }
@@ -74,6 +75,7 @@ impl Error {
                 UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 UploadError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 UploadError::Timeout => StatusCode::REQUEST_TIMEOUT,
+                UploadError::VideoRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 UploadError::Image(t) => Error::Transform(t.clone()).status(),
                 UploadError::Store(s) => Error::Store(s.clone()).status(),
             },

@@ -88,7 +88,7 @@ async fn respond(
     info.route = match ask {
         None => "original",
         Some(Ask::Image(_)) => "derivative",
-        Some(Ask::Info) => "info",
+        Some(Ask::Info(_)) => "info",
     };
 
     // A store read that finds the object replaced since its metadata was

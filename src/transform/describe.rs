@@ -41,6 +41,15 @@ pub struct Described {
     /// Frames of an animation; absent for a still image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frames: Option<u32>,
+    /// A video's length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// A video's codec: `h264`, `hevc`, `vp9`, `av1` (or libav's name of another).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video_codec: Option<String>,
+    /// Whether a video has a sound track.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<bool>,
     /// ThumbHash, standard base64.
     pub thumbhash: String,
     pub blurhash: String,
@@ -53,13 +62,15 @@ pub struct Described {
 
 /// Describes `src` within `job`'s limits (the same probe, pixel limit and
 /// memory reservation as a transform). `whole`: decode the image itself,
-/// never a HEIF's embedded thumbnail (an upload's check).
+/// never a HEIF's embedded thumbnail (an upload's check). A video is
+/// described by its container and, for the placeholders, its frame at `at_ms`.
 pub fn describe(
     src: &[u8],
     media: MediaType,
     max_source_pixels: u64,
     job: &Job,
     whole: bool,
+    at_ms: u64,
 ) -> Result<Described, TransformError> {
     let shape = Shape {
         width: Some(SIDE),
@@ -69,6 +80,7 @@ pub fn describe(
         max_source_pixels,
         format: OutputFormat::Png,
         thumbnails: !whole,
+        at_ms,
     };
     let rendered = render(src, media, &shape, job, &mut StageTimes::default())?;
     let (width, height) = rendered.upright;
@@ -84,10 +96,14 @@ pub fn describe(
             "placeholder from {w}x{h}"
         )));
     }
+    let video = rendered.video.as_ref();
     Ok(Described {
         width,
         height,
         frames: (frames > 1).then_some(frames),
+        duration_ms: video.map(|v| v.duration_ms),
+        video_codec: video.map(|v| v.codec_name.clone()),
+        audio: video.map(|v| v.audio),
         thumbhash: base64::engine::general_purpose::STANDARD
             .encode(thumbhash::rgba_to_thumb_hash(w as usize, h as usize, &rgba)),
         blurhash: blurhash(w, h, &rgba)?,
@@ -156,7 +172,15 @@ mod tests {
     use crate::test_support::corpus;
 
     fn describe_file(name: &str, media: MediaType) -> Described {
-        describe(&corpus(name), media, 100_000_000, &Job::unbounded(), false).unwrap()
+        describe(
+            &corpus(name),
+            media,
+            100_000_000,
+            &Job::unbounded(),
+            false,
+            0,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -178,8 +202,8 @@ mod tests {
     fn heic_thumbnails_stand_in_for_the_grid() {
         let src = corpus("heic_4032x3024_orient6_gps.heic");
         let job = Job::unbounded();
-        let small = describe(&src, MediaType::Heic, 100_000_000, &job, false).unwrap();
-        let whole = describe(&src, MediaType::Heic, 100_000_000, &job, true).unwrap();
+        let small = describe(&src, MediaType::Heic, 100_000_000, &job, false, 0).unwrap();
+        let whole = describe(&src, MediaType::Heic, 100_000_000, &job, true, 0).unwrap();
         assert_eq!((small.width, small.height), (whole.width, whole.height));
         let rgb = |d: &Described| u32::from_str_radix(&d.color[1..], 16).unwrap();
         for shift in [16, 8, 0] {

@@ -19,6 +19,7 @@ mod pool;
 mod resize;
 mod source;
 pub mod verify;
+mod video;
 mod webp;
 
 pub use describe::{Described, Focus, describe};
@@ -39,6 +40,8 @@ pub struct TransformSpec {
     pub quality: u8,
     pub max_dimension: u32,
     pub max_source_pixels: u64,
+    /// A video's frame to show, in milliseconds (ignored for images).
+    pub at_ms: u64,
 }
 
 /// An encoded derivative.
@@ -94,8 +97,9 @@ fn probe_within(
     src: &[u8],
     media: MediaType,
     max_source_pixels: u64,
+    job: &Job,
 ) -> Result<source::SourceInfo, TransformError> {
-    let info = source::probe(src, media, max_source_pixels)?;
+    let info = source::probe(src, media, max_source_pixels, job)?;
     if info.pixels() > max_source_pixels {
         return Err(TransformError::TooManyPixels(format!(
             "{}x{} is over transform.max_source_pixels ({max_source_pixels})",
@@ -131,6 +135,7 @@ pub fn process_profiled(
         max_source_pixels: spec.max_source_pixels,
         format: spec.format,
         thumbnails: true,
+        at_ms: spec.at_ms,
     };
     let rendered = render(src, media, &shape, job, &mut times)?;
     // The reservation covers the encoder too: held until it has finished.
@@ -164,6 +169,8 @@ struct Shape {
     /// May a HEIF's embedded thumbnail stand in for the image (false when
     /// the image itself must be proven to decode).
     thumbnails: bool,
+    /// A video's frame, in milliseconds.
+    at_ms: u64,
 }
 
 /// What [`render`] gives.
@@ -174,6 +181,8 @@ struct Rendered {
     decoded: (u32, u32),
     /// The source's full size, upright.
     upright: (u32, u32),
+    /// A video's container facts.
+    video: Option<video::VideoHeader>,
     /// The memory reserved for the whole job, the encoder's share included:
     /// kept until the encoder is done.
     reserved: Option<job::Reservation>,
@@ -195,7 +204,7 @@ fn render(
         *slot = now - clock;
         clock = now;
     };
-    let info = probe_within(src, media, shape.max_source_pixels)?;
+    let info = probe_within(src, media, shape.max_source_pixels, job)?;
     let plan = plan::Plan::new(
         (info.width, info.height),
         info.orientation,
@@ -208,7 +217,7 @@ fn render(
     let memory = info.memory_needed(&plan, shrink, shape.format);
     let reserved = job.reserve(memory)?;
     lap(&mut times.probe);
-    let decoded = source::decode(src, &info, shrink, job, memory)?;
+    let decoded = source::decode(src, &info, shrink, job, memory, shape.at_ms)?;
     let decoded_size = (decoded.width, decoded.height);
     job.check()?;
     lap(&mut times.decode);
@@ -238,10 +247,15 @@ fn render(
     } else {
         (info.width, info.height)
     };
+    let video = match info.codec {
+        source::Codec::Video { header, .. } => Some(header),
+        _ => None,
+    };
     Ok(Rendered {
         pixels: srgb,
         decoded: decoded_size,
         upright,
+        video,
         reserved,
     })
 }
@@ -260,6 +274,7 @@ mod tests {
             quality: 80,
             max_dimension: 4096,
             max_source_pixels: 100_000_000,
+            at_ms: 0,
         }
     }
 

@@ -1,7 +1,8 @@
 //! The source image: probe its header (size, orientation, colour profile)
 //! without touching pixel data, say how much memory decoding it will take,
 //! then decode it — shrunk on load where the codec can (JPEG, WebP, PNG).
-//! GIF goes through the `image` crate, HEIC/HEIF and AVIF through libheif.
+//! GIF goes through the `image` crate, HEIC/HEIF and AVIF through libheif,
+//! video (a poster frame) through libav.
 
 use std::io::Cursor;
 
@@ -14,6 +15,7 @@ use super::jpeg::{self, JpegHeader};
 use super::pixels::{Channels, Pixels};
 use super::plan::Plan;
 use super::png::{self, PngHeader};
+use super::video::{self, VideoHeader};
 use super::webp::{self, WebpHeader};
 use crate::media_type::MediaType;
 use crate::variant::OutputFormat;
@@ -36,6 +38,11 @@ pub enum Codec {
     /// HEIC/HEIF or AVIF; opened again at decode under the same pixel limit.
     Heif {
         header: HeifHeader,
+        max_pixels: u64,
+    },
+    /// MP4/MOV/WebM: one frame, opened again at decode under the same pixel limit.
+    Video {
+        header: VideoHeader,
         max_pixels: u64,
     },
 }
@@ -66,7 +73,9 @@ impl SourceInfo {
         match &self.codec {
             Codec::Jpeg(_) => plan.shrink_on_load(&JPEG_SHRINKS),
             Codec::Webp(h) if h.animated => 1,
-            Codec::Webp(_) | Codec::Png(_) => plan.shrink_on_load(&ANY_SHRINKS),
+            Codec::Webp(_) | Codec::Png(_) | Codec::Video { .. } => {
+                plan.shrink_on_load(&ANY_SHRINKS)
+            }
             Codec::Heif { header, .. } if thumbnails => {
                 plan.shrink_on_load(&[header.thumbnail_shrink(), 1])
             }
@@ -114,6 +123,9 @@ impl SourceInfo {
                 if header.deep { 2 } else { 1 },
                 header.working_bytes(),
             ),
+            // The decoder's frames, and libswscale's padded RGB frame
+            // before it is copied out.
+            Codec::Video { header, .. } => (3, 1, header.working_bytes() + dw * dh * 4),
         };
         let decoded = dw * dh * channels * depth;
         // fast_image_resize premultiplies alpha into a copy of the source,
@@ -138,9 +150,25 @@ impl SourceInfo {
 }
 
 /// The header of `src`; a HEIF container is parsed under `max_pixels`
-/// (libheif's own limits refuse a bigger image or grid while parsing).
-pub fn probe(src: &[u8], media: MediaType, max_pixels: u64) -> Result<SourceInfo, TransformError> {
+/// (libheif's own limits refuse a bigger image or grid while parsing), a
+/// video's under the job's deadline.
+pub fn probe(
+    src: &[u8],
+    media: MediaType,
+    max_pixels: u64,
+    job: &Job,
+) -> Result<SourceInfo, TransformError> {
     match media {
+        MediaType::Mp4 | MediaType::QuickTime | MediaType::Webm => {
+            let header = video::probe(src, max_pixels, job)?;
+            Ok(SourceInfo {
+                width: header.width,
+                height: header.height,
+                orientation: header.orientation,
+                icc: None,
+                codec: Codec::Video { header, max_pixels },
+            })
+        }
         MediaType::Heic | MediaType::Heif | MediaType::Avif => {
             let header = heif::probe(src, media, max_pixels)?;
             Ok(SourceInfo {
@@ -206,13 +234,14 @@ pub fn probe(src: &[u8], media: MediaType, max_pixels: u64) -> Result<SourceInfo
 }
 
 /// Decodes at `1/shrink`, within `memory` bytes (what the job reserved) and
-/// the job's deadline.
+/// the job's deadline; a video's frame at `at_ms`.
 pub fn decode(
     src: &[u8],
     info: &SourceInfo,
     shrink: u32,
     job: &Job,
     memory: u64,
+    at_ms: u64,
 ) -> Result<Pixels, TransformError> {
     match &info.codec {
         Codec::Jpeg(h) => jpeg::decode(src, shrink, h, job, h.working_bytes(shrink)),
@@ -220,6 +249,11 @@ pub fn decode(
         Codec::Png(h) => png::decode(src, h, shrink, job),
         Codec::Gif => decode_gif(src, memory),
         Codec::Heif { header, max_pixels } => heif::decode(src, header, *max_pixels, shrink),
+        Codec::Video { header, max_pixels } => {
+            let s = shrink.max(1);
+            let size = (info.width.div_ceil(s), info.height.div_ceil(s));
+            video::decode(src, header, at_ms, *max_pixels, size, job)
+        }
     }
 }
 

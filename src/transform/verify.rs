@@ -44,5 +44,5 @@ pub fn verify(
     max_source_pixels: u64,
     job: &Job,
 ) -> Result<Described, TransformError> {
-    describe(src, media, max_source_pixels, job, true)
+    describe(src, media, max_source_pixels, job, true, 0)
 }

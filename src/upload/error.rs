@@ -29,6 +29,10 @@ pub enum UploadError {
     /// 422 / 503: an image that does not decode or is too big; or no worker free.
     #[error("{0}")]
     Image(#[from] TransformError),
+    /// 422: a video over `upload.max_video_secs` or in a codec outside
+    /// `upload.video_codecs`.
+    #[error("{0}")]
+    VideoRefused(String),
     /// 408: the client stopped sending.
     #[error("upload body timed out")]
     Timeout,
@@ -56,6 +60,7 @@ impl UploadError {
                 | TransformError::RateLimited(_),
             ) => "overloaded",
             UploadError::Image(_) => "undecodable",
+            UploadError::VideoRefused(_) => "video_refused",
             UploadError::Timeout => "timeout",
             UploadError::Incomplete(_) => "incomplete",
             UploadError::Store(_) => "store_error",

@@ -254,13 +254,18 @@ impl Uploads {
             max_source_pixels: self.transform.max_source_pixels,
             max_source_bytes: self.transform.max_source_bytes,
         };
-        let scrub = !self.cfg.keep_metadata;
+        let rules = Rules {
+            limits,
+            scrub: !self.cfg.keep_metadata,
+            max_video_ms: self.cfg.max_video_secs.saturating_mul(1000),
+            video_codecs: self.cfg.video_codecs.clone(),
+        };
         let admission = self
             .transformer
             .admit_waiting(self.transform.timeout)
             .await?;
         admission
-            .run(move |job| Ok(check_file(file, &path, media, limits, scrub, job)))
+            .run(move |job| Ok(check_file(file, &path, media, &rules, job)))
             .await?
     }
 
@@ -340,15 +345,26 @@ impl BodyDeadline {
     }
 }
 
+/// What an upload's check holds it to.
+struct Rules {
+    limits: UploadLimits,
+    /// Remove metadata (not `upload.keep_metadata`).
+    scrub: bool,
+    /// `upload.max_video_secs`, in milliseconds.
+    max_video_ms: u64,
+    /// `upload.video_codecs`.
+    video_codecs: Vec<&'static str>,
+}
+
 /// The body of [`Uploads::check_staged`]'s pool job.
 fn check_file(
     file: std::fs::File,
     path: &std::path::Path,
     media: MediaType,
-    limits: UploadLimits,
-    scrub: bool,
+    rules: &Rules,
     job: &transform::Job,
 ) -> Result<Option<Described>, UploadError> {
+    let limits = rules.limits;
     if container::applies(media) {
         match container::check(file, media) {
             Ok(()) => {}
@@ -360,12 +376,15 @@ fn check_file(
             }
         }
     }
+    if media.is_video() {
+        return check_video(path, media, rules, job).map(Some);
+    }
     if !media.is_image() {
         return Ok(None);
     }
     let src = transform::read_staged(path, limits)?;
     let described = transform::verify(&src, media, limits.max_source_pixels, job)?;
-    if scrub {
+    if rules.scrub {
         // Metadata goes before the object is published (safe to publish).
         let io = |e: std::io::Error| UploadError::Store(StoreError::Unavailable(e.to_string()));
         if let Some(clean) = scrub::scrub(&src, media)? {
@@ -373,6 +392,48 @@ fn check_file(
         }
     }
     Ok(Some(described))
+}
+
+/// A staged video: its container to the end, its first frame decodes (the
+/// 201's placeholders come from it), within `upload.max_video_secs` and
+/// `upload.video_codecs`. Read through a map of the file, not into memory.
+fn check_video(
+    path: &std::path::Path,
+    media: MediaType,
+    rules: &Rules,
+    job: &transform::Job,
+) -> Result<Described, UploadError> {
+    let io = |e: std::io::Error| UploadError::Store(StoreError::Unavailable(e.to_string()));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len > rules.limits.max_source_bytes {
+        return Err(TransformError::Undecodable(format!(
+            "video is larger than transform.max_source_bytes ({})",
+            rules.limits.max_source_bytes
+        ))
+        .into());
+    }
+    // SAFETY: the staged file is this upload's own temporary file; nothing
+    // writes or truncates it while the map lives (the metadata removal
+    // runs after the check, on a copy).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    let described = transform::describe(&map, media, rules.limits.max_source_pixels, job, true, 0)?;
+    let codec = described.video_codec.as_deref().unwrap_or("");
+    if !rules.video_codecs.contains(&codec) {
+        return Err(UploadError::VideoRefused(format!(
+            "video codec {codec} is not in upload.video_codecs ({})",
+            rules.video_codecs.join(", ")
+        )));
+    }
+    let duration = described.duration_ms.unwrap_or(0);
+    if duration > rules.max_video_ms {
+        return Err(UploadError::VideoRefused(format!(
+            "video is {:.1} s long; upload.max_video_secs is {}",
+            duration as f64 / 1000.0,
+            rules.max_video_ms / 1000
+        )));
+    }
+    Ok(described)
 }
 
 /// The sniffed type, if this class of upload may store it (public for the

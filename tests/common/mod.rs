@@ -8,6 +8,7 @@ pub mod images;
 pub mod metadata;
 pub mod requests;
 pub mod s3;
+pub mod video;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

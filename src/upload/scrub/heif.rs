@@ -534,6 +534,7 @@ mod tests {
                 quality: 80,
                 max_dimension: 4096,
                 max_source_pixels: 100_000_000,
+                at_ms: 0,
             };
             let job = Job::unbounded();
             let a = process(&src, media, &spec, &job).unwrap();
