@@ -3,13 +3,16 @@
 //! extracts), cached and access-checked like any derivative; `fmt=json`
 //! and the upload's 201 carry duration, codec, audio and the poster's
 //! placeholders; `upload.max_video_secs` / `video_codecs` and files that
-//! only look like MP4 are refused with 422 and nothing stored.
+//! only look like MP4 are refused with 422 and nothing stored; uploads lose
+//! their location (`exiftool -ee`) and get their index first, with streams
+//! untouched (`ffmpeg -f framemd5`).
 
 mod common;
 
 use common::auth::{claims, mint, rsa_keys};
 use common::images::mean_abs_diff;
-use common::video::{av1_mp4, ffmpeg_frame};
+use common::metadata::{exiftool_ee, tags_like};
+use common::video::{av1_mp4, ffmpeg_frame, framemd5, top_level_boxes};
 use common::{Server, corpus, corpus_bytes, decode};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -325,4 +328,74 @@ async fn video_uploads_over_the_limits_or_only_looking_like_mp4_are_422() {
     // Within the limits: stored.
     let (status, body, _) = upload(&s, corpus_bytes(VP9), "video/webm").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+async fn stored(s: &Server, key: &str) -> Vec<u8> {
+    ok(s, &format!("/{key}")).await.1
+}
+
+#[tokio::test]
+async fn uploaded_videos_lose_their_location_and_keep_their_streams() {
+    let s = upload_server("");
+    let phone = corpus_bytes(HEVC);
+    let before = exiftool_ee(&phone);
+    assert!(
+        !tags_like(&before, "GPS").is_empty(),
+        "the corpus file has a location"
+    );
+    let (status, body, key) = upload(&s, phone.clone(), "video/quicktime").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let out = stored(&s, &key).await;
+    assert_eq!(out.len(), phone.len(), "metadata is freed in place");
+    let tags = exiftool_ee(&out);
+    for pat in ["GPS", "Location", "Make", "Model", "UserData:", "Keys:"] {
+        assert!(
+            tags_like(&tags, pat).is_empty(),
+            "{pat} left: {:?}",
+            tags_like(&tags, pat)
+        );
+    }
+    assert!(tags.get("ExifTool:Warning").is_none(), "{tags:?}");
+    // The display matrix stays: the video still shows upright.
+    assert_eq!(tags["Composite:Rotation"], before["Composite:Rotation"]);
+    assert_eq!(framemd5(&out), framemd5(&phone), "streams untouched");
+    // The poster of the stored file is still portrait.
+    let poster = decode(&ok(&s, &format!("/{key}?w=90&fmt=png")).await.1);
+    assert_eq!((poster.width(), poster.height()), (90, 160));
+}
+
+#[tokio::test]
+async fn a_moov_last_upload_is_stored_index_first() {
+    for config in ["", "[upload]\nkeep_metadata = true\n"] {
+        let s = upload_server(config);
+        let src = corpus_bytes(MOOV_LAST);
+        let boxes = top_level_boxes(&src);
+        let (moov, mdat) = (
+            boxes.iter().position(|b| b == "moov").unwrap(),
+            boxes.iter().position(|b| b == "mdat").unwrap(),
+        );
+        assert!(moov > mdat, "the corpus file has its index last: {boxes:?}");
+        let (status, body, key) = upload(&s, src.clone(), "video/mp4").await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let out = stored(&s, &key).await;
+        let boxes = top_level_boxes(&out);
+        let (moov, mdat) = (
+            boxes.iter().position(|b| b == "moov").unwrap(),
+            boxes.iter().position(|b| b == "mdat").unwrap(),
+        );
+        assert!(moov < mdat && boxes[0] == "ftyp", "{config:?}: {boxes:?}");
+        assert_eq!(out.len(), src.len());
+        assert_eq!(
+            framemd5(&out),
+            framemd5(&src),
+            "{config:?}: streams untouched"
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["bytes"], out.len() as u64);
+    }
+    // keep_metadata keeps the phone's location (but not its index last).
+    let s = upload_server("[upload]\nkeep_metadata = true\n");
+    let (status, _, key) = upload(&s, corpus_bytes(HEVC), "video/quicktime").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(stored(&s, &key).await, corpus_bytes(HEVC));
 }

@@ -131,13 +131,8 @@ fn average_color(rgba: &[u8]) -> String {
         }
         weight += a;
     }
-    let mean = |s: u64| {
-        if weight == 0 {
-            0
-        } else {
-            (s + weight / 2) / weight
-        }
-    };
+    // Fully transparent: black.
+    let mean = |s: u64| (s + weight / 2).checked_div(weight).unwrap_or(0);
     format!(
         "#{:02x}{:02x}{:02x}",
         mean(sum[0]),

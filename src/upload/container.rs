@@ -73,9 +73,43 @@ pub fn applies(media: MediaType) -> bool {
     )
 }
 
+/// One top-level box of an ISO BMFF file, as the walk found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopBox {
+    pub ty: [u8; 4],
+    /// Offset of its first byte.
+    pub start: u64,
+    /// Whole size, header included.
+    pub size: u64,
+    /// Header length (8, 16 with a 64-bit size; a `uuid`'s extended type included).
+    pub header: u64,
+}
+
+impl TopBox {
+    pub fn end(&self) -> u64 {
+        self.start + self.size
+    }
+}
+
 /// Checks the container structure of `src` (the whole upload) as the type it
 /// sniffed as. Other types pass unchecked.
 pub fn check<R: Read + Seek>(src: R, media: MediaType) -> Result<(), ContainerError> {
+    walk(src, media).map(drop)
+}
+
+/// The top-level boxes of an MP4 or QuickTime file, checked as [`check`]
+/// does (empty for other types).
+pub fn movie_boxes<R: Read + Seek>(
+    src: R,
+    media: MediaType,
+) -> Result<Vec<TopBox>, ContainerError> {
+    match media {
+        MediaType::Mp4 | MediaType::QuickTime => walk(src, media),
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn walk<R: Read + Seek>(src: R, media: MediaType) -> Result<Vec<TopBox>, ContainerError> {
     let (name, kind) = match media {
         MediaType::Mp4 => ("MP4", Kind::Video),
         MediaType::QuickTime => ("QuickTime", Kind::QuickTime),
@@ -83,11 +117,11 @@ pub fn check<R: Read + Seek>(src: R, media: MediaType) -> Result<(), ContainerEr
         MediaType::Heic => ("HEIC", Kind::Image),
         MediaType::Heif => ("HEIF", Kind::Image),
         MediaType::Webm => ("WebM", Kind::Matroska),
-        _ => return Ok(()),
+        _ => return Ok(Vec::new()),
     };
     let mut src = Src::new(src)?;
     let outcome = match kind {
-        Kind::Matroska => matroska(&mut src),
+        Kind::Matroska => matroska(&mut src).map(|()| Vec::new()),
         _ => iso_bmff(&mut src, kind),
     };
     outcome.map_err(|e| match e {
@@ -172,9 +206,10 @@ fn fourcc(ty: &[u8]) -> String {
     }
 }
 
-fn iso_bmff<R: Read + Seek>(src: &mut Src<R>, kind: Kind) -> Result<(), Fault> {
+fn iso_bmff<R: Read + Seek>(src: &mut Src<R>, kind: Kind) -> Result<Vec<TopBox>, Fault> {
     let len = src.len;
     let (mut pos, mut count) = (0u64, 0usize);
+    let mut boxes = Vec::new();
     let (mut moov, mut meta) = (0usize, 0usize);
     while pos < len {
         count += 1;
@@ -250,6 +285,12 @@ fn iso_bmff<R: Read + Seek>(src: &mut Src<R>, kind: Kind) -> Result<(), Fault> {
             b"meta" => meta += 1,
             _ => {}
         }
+        boxes.push(TopBox {
+            ty,
+            start: pos,
+            size,
+            header,
+        });
         pos += size;
     }
     if count == 0 {
@@ -268,7 +309,7 @@ fn iso_bmff<R: Read + Seek>(src: &mut Src<R>, kind: Kind) -> Result<(), Fault> {
         }
         Kind::Matroska => {}
     }
-    Ok(())
+    Ok(boxes)
 }
 
 /// EBML element IDs.

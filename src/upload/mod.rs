@@ -15,6 +15,7 @@
 pub mod container;
 mod error;
 pub mod grant;
+pub mod movie;
 pub mod once;
 pub mod scrub;
 
@@ -377,7 +378,21 @@ fn check_file(
         }
     }
     if media.is_video() {
-        return check_video(path, media, rules, job).map(Some);
+        let described = check_video(path, media, rules, job)?;
+        // Location gone and the index first, before the object is published
+        // (MP4/QuickTime; a WebM's index is at its start by design).
+        let iso = matches!(media, MediaType::Mp4 | MediaType::QuickTime);
+        iso.then(|| movie::clean(path, media, rules.scrub))
+            .transpose()
+            .map_err(|e| match e {
+                movie::MovieError::Invalid(why) => {
+                    UploadError::Image(TransformError::Undecodable(format!("video {why}")))
+                }
+                movie::MovieError::Io(e) => {
+                    UploadError::Store(StoreError::Unavailable(e.to_string()))
+                }
+            })?;
+        return Ok(Some(described));
     }
     if !media.is_image() {
         return Ok(None);

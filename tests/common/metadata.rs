@@ -6,11 +6,22 @@ use serde_json::{Map, Value};
 
 /// `exiftool -j -G -n` of `bytes`: tag names with their group, and values.
 pub fn exiftool(bytes: &[u8]) -> Map<String, Value> {
+    exiftool_with(bytes, &[])
+}
+
+/// `exiftool -j -G -n -ee` (embedded metadata too: a video's timed and
+/// track-level tags).
+pub fn exiftool_ee(bytes: &[u8]) -> Map<String, Value> {
+    exiftool_with(bytes, &["-ee"])
+}
+
+fn exiftool_with(bytes: &[u8], extra: &[&str]) -> Map<String, Value> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
     std::fs::write(&path, bytes).unwrap();
     let out = std::process::Command::new("exiftool")
         .args(["-j", "-G", "-n"])
+        .args(extra)
         .arg(&path)
         .output()
         .expect("exiftool (Debian libimage-exiftool-perl) is installed by scripts/test.sh");

@@ -82,3 +82,45 @@ pub fn ffprobe(file: &Path) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// `ffmpeg -f framemd5` of every stream's packets (`-map 0 -c copy`): equal
+/// for two files exactly when their streams are.
+pub fn framemd5(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v");
+    std::fs::write(&path, bytes).unwrap();
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&path)
+        .args(["-map", "0", "-c", "copy", "-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg is installed");
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines().filter(|l| !l.starts_with('#')).count() > 10,
+        "{text}"
+    );
+    text
+}
+
+/// The types of the top-level boxes of an MP4/QuickTime file, in order.
+pub fn top_level_boxes(bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        out.push(String::from_utf8_lossy(&bytes[pos + 4..pos + 8]).into_owned());
+        let size = match size {
+            0 => bytes.len() - pos,
+            1 => u64::from_be_bytes(bytes[pos + 8..pos + 16].try_into().unwrap()) as usize,
+            n => n,
+        };
+        pos += size.max(8);
+    }
+    out
+}
