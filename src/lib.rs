@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod query;
 pub mod route_prefix;
 pub mod server;
+pub mod slices;
 pub mod store;
 pub mod telemetry;
 #[cfg(test)]

@@ -27,6 +27,28 @@ pub enum MediaType {
 }
 
 impl MediaType {
+    pub const ALL: [MediaType; 14] = [
+        Self::Jpeg,
+        Self::Png,
+        Self::Webp,
+        Self::Gif,
+        Self::Avif,
+        Self::Heic,
+        Self::Heif,
+        Self::Tiff,
+        Self::Bmp,
+        Self::Mp4,
+        Self::Webm,
+        Self::QuickTime,
+        Self::Other,
+        Self::Json,
+    ];
+
+    /// The type whose [`MediaType::mime`] is `mime` (a disk cache entry's).
+    pub fn from_mime(mime: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.mime() == mime)
+    }
+
     pub fn sniff(head: &[u8]) -> Self {
         let Some(kind) = infer::get(head) else {
             return Self::Other;

@@ -25,6 +25,7 @@ pub const TRANSFORMS: &str = "mediaedge_transforms_total";
 pub const TRANSFORM_DURATION: &str = "mediaedge_transform_duration_seconds";
 pub const TRANSFORMS_IN_FLIGHT: &str = "mediaedge_transforms_in_flight";
 pub const STORE_REQUESTS: &str = "mediaedge_store_requests_total";
+pub const STORE_BYTES_AVOIDED: &str = "mediaedge_store_bytes_avoided_total";
 pub const AUTH_FAILURES: &str = "mediaedge_auth_failures_total";
 pub const AUTH_DURATION: &str = "mediaedge_auth_duration_seconds";
 pub const SIGNED_URLS_V1: &str = "mediaedge_signed_urls_v1_total";
@@ -72,7 +73,14 @@ pub fn install() -> Result<PrometheusHandle, String> {
         CACHE_HITS,
         "Cache hits by tier (memory, disk) and kind (derivative, original)"
     );
-    describe_counter!(CACHE_MISSES, "Cache misses by kind (derivative, original)");
+    describe_counter!(
+        CACHE_MISSES,
+        "Cache misses by kind (derivative, original, slice)"
+    );
+    describe_counter!(
+        STORE_BYTES_AVOIDED,
+        "Bytes of large originals served from cached slices instead of the store"
+    );
     describe_counter!(CACHE_BYTES_SERVED, "Response body bytes by cache status");
     describe_gauge!(CACHE_SIZE, "Bytes held by each cache tier");
     describe_gauge!(CACHE_ENTRIES, "Entries held by each cache tier");
@@ -254,6 +262,11 @@ pub fn transform_finished(outcome: &'static str, elapsed: Option<Duration>) {
     if let Some(e) = elapsed {
         histogram!(TRANSFORM_DURATION).record(e.as_secs_f64());
     }
+}
+
+/// Bytes of a large original served from a cached slice (no store read).
+pub fn store_bytes_avoided(bytes: u64) {
+    counter!(STORE_BYTES_AVOIDED).increment(bytes);
 }
 
 pub fn store_request(op: &'static str, result: &'static str) {

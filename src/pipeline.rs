@@ -6,7 +6,7 @@
 //! (`fmt=json`) is a derivative like any other: a small decode on the pool
 //! instead of a transform, cached and coalesced the same way.
 //! Original: small ones through the original-bytes cache, large ones (video)
-//! streamed from the store, ranged reads included, never held whole.
+//! from cached slices (`crate::slices`), never held whole.
 
 use std::net::IpAddr;
 use std::ops::Range;
@@ -22,6 +22,7 @@ use crate::key::ObjectKey;
 use crate::media_info::MediaInfo;
 use crate::media_type::MediaType;
 use crate::metrics;
+use crate::slices::{SliceError, Slices};
 use crate::store::{OriginalMeta, Store, StoreError};
 use crate::transform::{self, TransformError, TransformSpec, Transformer};
 use crate::variant::{Ask, InfoAt, VariantError};
@@ -43,6 +44,15 @@ pub enum FetchError {
     /// A parameter that only a video reads (`t` with `fmt=json`) is bad.
     #[error("{0}")]
     Variant(#[from] VariantError),
+}
+
+impl From<SliceError> for FetchError {
+    fn from(e: SliceError) -> Self {
+        match e {
+            SliceError::Store(e) => FetchError::Store(e),
+            SliceError::Failed(why) => FillFailed(why).into(),
+        }
+    }
 }
 
 /// A fill task that ended without an answer is an internal transform failure.
@@ -74,6 +84,8 @@ struct Inner {
     shared: bool,
     /// `transform.miss_rate_per_ip`, if set.
     miss_rate: Option<MissRate>,
+    /// Large originals, in cached slices.
+    slices: Slices,
 }
 
 impl Pipeline {
@@ -83,10 +95,12 @@ impl Pipeline {
         transformer: Transformer,
         cfg: TransformConfig,
         shared: bool,
+        slice_bytes: u64,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 miss_rate: MissRate::new(cfg.miss_rate_per_ip, cfg.miss_burst_per_ip),
+                slices: Slices::new(cache.clone(), store.clone(), slice_bytes),
                 store,
                 cache,
                 transformer,
@@ -131,9 +145,9 @@ impl Pipeline {
         range: Option<Range<u64>>,
     ) -> Result<(OriginalBody, CacheStatus), FetchError> {
         if meta.size > CACHEABLE_ORIGINAL {
-            metrics::cache_miss("original");
-            let stream = self.inner.store.read_stream(key, meta, range).await?;
-            return Ok((OriginalBody::Stream(stream), CacheStatus::Miss));
+            let range = range.unwrap_or(0..meta.size);
+            let (stream, status) = self.inner.slices.read(key, meta, range).await?;
+            return Ok((OriginalBody::Stream(stream), status));
         }
         let (bytes, status) = self.original_bytes(key, meta).await?;
         let body = match range {

@@ -61,6 +61,7 @@ pub async fn build_state(
         transformer.clone(),
         t.clone(),
         config.cache.shared,
+        config.cache.slice_bytes,
     );
     if config.secrets.signing_secret.is_some() && config.upload.base_url.is_none() {
         tracing::warn!(

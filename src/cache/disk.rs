@@ -348,16 +348,9 @@ fn read_entry(path: &Path, id: &str) -> io::Result<Derivative> {
     if blake3::hash(&body).to_hex().as_str() != h.blake3 {
         return Err(io::Error::other("entry checksum mismatch"));
     }
-    let media = [
-        MediaType::Webp,
-        MediaType::Jpeg,
-        MediaType::Png,
-        MediaType::Avif,
-        MediaType::Json,
-    ]
-    .into_iter()
-    .find(|m| m.mime() == h.media)
-    .ok_or_else(|| io::Error::other("entry has an unknown media type"))?;
+    // Derivatives are images or JSON; slices of large originals any type.
+    let media = MediaType::from_mime(&h.media)
+        .ok_or_else(|| io::Error::other("entry has an unknown media type"))?;
     let last_modified = SystemTime::UNIX_EPOCH + Duration::from_secs(h.last_modified);
     Ok(Derivative {
         body: Bytes::from(body),

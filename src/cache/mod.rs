@@ -138,6 +138,9 @@ pub struct Cache {
     meta: Moka<ObjectKey, MetaEntry>,
     originals: Moka<(ObjectKey, Arc<str>), Bytes>,
     derivatives: Moka<DerivativeKey, Derivative>,
+    /// Recently used slices of large originals (`crate::slices`), apart
+    /// from the derivatives so a long video cannot flush them.
+    slices: Moka<DerivativeKey, Derivative>,
     disk: Option<disk::DiskCache>,
     /// Keys the store recently said do not exist (`cache.negative_secs`):
     /// anonymous clients choose keys, and on S3 every 404 is a billed
@@ -164,9 +167,10 @@ impl MetaEntry {
 }
 
 impl Cache {
-    /// A quarter of `memory_mb` holds originals, the rest derivatives.
+    /// A quarter of `memory_mb` holds originals, an eighth slices, the rest derivatives.
     pub fn new(cfg: &CacheConfig, disk: Option<disk::DiskCache>) -> Self {
         let originals_bytes = cfg.memory_bytes / 4;
+        let slices_bytes = cfg.memory_bytes / 8;
         let weigh = |len: usize| u32::try_from(len + ENTRY_OVERHEAD).unwrap_or(u32::MAX);
         Self {
             meta: Moka::builder()
@@ -181,7 +185,13 @@ impl Cache {
                 })
                 .build(),
             derivatives: Moka::builder()
-                .max_capacity(cfg.memory_bytes - originals_bytes)
+                .max_capacity(cfg.memory_bytes - originals_bytes - slices_bytes)
+                .weigher(move |k: &DerivativeKey, v: &Derivative| {
+                    weigh(v.body.len() + k.object.as_str().len() + k.variant.len())
+                })
+                .build(),
+            slices: Moka::builder()
+                .max_capacity(slices_bytes)
                 .weigher(move |k: &DerivativeKey, v: &Derivative| {
                     weigh(v.body.len() + k.object.as_str().len() + k.variant.len())
                 })
@@ -215,6 +225,12 @@ impl Cache {
             "memory_derivatives",
             self.derivatives.weighted_size(),
             self.derivatives.entry_count(),
+        );
+        self.slices.run_pending_tasks().await;
+        metrics::cache_size(
+            "memory_slices",
+            self.slices.weighted_size(),
+            self.slices.entry_count(),
         );
         if let Some(disk) = &self.disk {
             metrics::cache_size("disk", disk.bytes(), disk.entries());
@@ -376,16 +392,44 @@ impl Cache {
         F: Future<Output = Result<(Derivative, CacheStatus), E>> + Send + 'static,
         E: FillError,
     {
-        if let Some(d) = self.derivatives.get(key).await {
-            metrics::cache_hit("memory", "derivative");
+        self.coalesced(&self.derivatives, "derivative", key, fill)
+            .await
+    }
+
+    /// A slice of a large original (`crate::slices`): its own memory tier,
+    /// the derivatives' disk tier, purged with its object.
+    pub async fn slice<F, E>(
+        &self,
+        key: &DerivativeKey,
+        fill: impl FnOnce() -> F,
+    ) -> Result<(Derivative, CacheStatus), E>
+    where
+        F: Future<Output = Result<(Derivative, CacheStatus), E>> + Send + 'static,
+        E: FillError,
+    {
+        self.coalesced(&self.slices, "slice", key, fill).await
+    }
+
+    async fn coalesced<F, E>(
+        &self,
+        tier: &Moka<DerivativeKey, Derivative>,
+        kind: &'static str,
+        key: &DerivativeKey,
+        fill: impl FnOnce() -> F,
+    ) -> Result<(Derivative, CacheStatus), E>
+    where
+        F: Future<Output = Result<(Derivative, CacheStatus), E>> + Send + 'static,
+        E: FillError,
+    {
+        if let Some(d) = tier.get(key).await {
+            metrics::cache_hit("memory", kind);
             return Ok((d, CacheStatus::Hit));
         }
         let filled_as = Arc::new(Mutex::new(CacheStatus::Hit));
         let record = filled_as.clone();
         let fill = fill();
         let entry = Box::pin(
-            self.derivatives
-                .entry(key.clone())
+            tier.entry(key.clone())
                 .or_try_insert_with(spawned(async move {
                     let (d, status) = fill.await?;
                     if let Ok(mut s) = record.lock() {
@@ -399,7 +443,7 @@ impl Cache {
         let status = if entry.is_fresh() {
             filled_as.lock().map(|s| *s).unwrap_or(CacheStatus::Miss)
         } else {
-            metrics::cache_hit("memory", "derivative");
+            metrics::cache_hit("memory", kind);
             CacheStatus::Hit
         };
         Ok((entry.into_value(), status))
@@ -427,10 +471,12 @@ impl Cache {
                 counts.memory += 1;
             }
         }
-        for (k, _) in self.derivatives.iter() {
-            if which.matches(k.object.as_str()) {
-                self.derivatives.invalidate(&*k).await;
-                counts.memory += 1;
+        for tier in [&self.derivatives, &self.slices] {
+            for (k, _) in tier.iter() {
+                if which.matches(k.object.as_str()) {
+                    tier.invalidate(&*k).await;
+                    counts.memory += 1;
+                }
             }
         }
         if let Some(disk) = &self.disk {
@@ -489,6 +535,7 @@ mod tests {
             revalidate: Duration::from_secs(60),
             stale_if_error: Duration::from_secs(0),
             negative: Duration::from_secs(5),
+            slice_bytes: 1 << 20,
         }
     }
 

@@ -18,6 +18,7 @@ pub struct RawCache {
     pub stale_if_error_secs: u64,
     pub negative_secs: u64,
     pub shared: bool,
+    pub slice_mb: u64,
 }
 
 impl Default for RawCache {
@@ -30,6 +31,7 @@ impl Default for RawCache {
             stale_if_error_secs: 86400,
             negative_secs: 5,
             shared: false,
+            slice_mb: 1,
         }
     }
 }
@@ -45,6 +47,8 @@ pub struct CacheConfig {
     pub stale_if_error: Duration,
     /// How long a key the store does not have is remembered as missing (0: not).
     pub negative: Duration,
+    /// Large originals are cached in slices of this many bytes (`crate::slices`).
+    pub slice_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +84,7 @@ pub(super) fn validate_cache(raw: &RawCache) -> Result<CacheConfig, ConfigError>
             365 * 86400,
         )?,
         negative: secs_in_range("cache.negative_secs", raw.negative_secs, 0, 3600)?,
+        slice_bytes: in_range("cache.slice_mb", raw.slice_mb, 1, 64)? << 20,
     })
 }
 

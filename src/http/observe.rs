@@ -76,6 +76,12 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         .unwrap_or(0);
     let cache = info.cache.map_or("", |c| c.as_str());
+    // What a range request was served (a player's seeks, in the log).
+    let range = res
+        .headers()
+        .get(axum::http::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let elapsed = started.elapsed();
     metrics::http_request(info.route, status, cache, elapsed, bytes);
     tracing::info!(
@@ -90,6 +96,7 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
         access = info.access,
         denied = info.denied.unwrap_or(""),
         bytes,
+        range,
         "request"
     );
     res

@@ -15,8 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures_util::stream::BoxStream;
-use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
@@ -295,22 +293,23 @@ impl Store {
         Ok(bytes)
     }
 
-    /// The object (or one byte range of it) as a stream: never held in memory whole.
-    pub async fn read_stream(
+    /// One byte range of the object, in memory (a slice of a large original).
+    pub async fn read_range(
         &self,
         key: &ObjectKey,
         meta: &OriginalMeta,
-        range: Option<Range<u64>>,
-    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, StoreError> {
+        range: Range<u64>,
+    ) -> Result<Bytes, StoreError> {
         let res = self
             .timed(
-                "stream",
+                "get",
                 self.inner
-                    .get_opts(key.store_path(), self.read_opts(meta, range)),
+                    .get_opts(key.store_path(), self.read_opts(meta, Some(range))),
             )
             .await?;
-        metrics::store_request("stream", "ok");
-        Ok(res.into_stream().map_err(std::io::Error::other).boxed())
+        let bytes = self.timed("get", res.bytes()).await?;
+        metrics::store_request("get", "ok");
+        Ok(bytes)
     }
 
     fn read_opts(&self, meta: &OriginalMeta, range: Option<Range<u64>>) -> GetOptions {
