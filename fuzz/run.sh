@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(transform_query conditional object_key image_decode upload_sniff token container scrub)
+[ ${#targets[@]} -gt 0 ] || targets=(transform_query conditional object_key image_decode upload_sniff token container scrub movie)
 export RUSTC_BOOTSTRAP=1
 # As cargo fuzz run sets it: mozjpeg defines a static table (`aanscales`)
 # in two files, which trips ASan's one-definition check; not a finding.

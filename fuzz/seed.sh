@@ -71,4 +71,12 @@ for f in "$src"/photo_4032x3024_orient6.jpg "$src"/photo_4032x3024_orient1.jpg "
 done
 cp $img/*.jpg $img/*.png $img/*.webp $img/*.heic $img/*.avif corpus/scrub/ 2>/dev/null || true
 cp seeds/scrub/* corpus/scrub/
+# MP4/QuickTime rewriting: the corpus movies under -max_len (the phone
+# .mov with its location, the moov-last file) and the small ones made above
+# (ffmpeg writes those with the index last).
+mkdir -p corpus/movie
+for f in "$src"/*.mp4 "$src"/*.mov; do
+    [ "$(stat -c %s "$f")" -le 262144 ] && cp "$f" corpus/movie/
+done
+cp $img/small.mp4 $img/small-hevc.mov $img/small-av1.mp4 corpus/movie/
 echo "seeded: $(for t in corpus/*; do printf '%s=%s ' "${t#corpus/}" "$(ls "$t" | wc -l)"; done)"

@@ -22,7 +22,7 @@ use crate::key::ObjectKey;
 use crate::media_info::MediaInfo;
 use crate::media_type::MediaType;
 use crate::metrics;
-use crate::slices::{SliceError, Slices};
+use crate::slices::{Parts, SliceError, Slices};
 use crate::store::{OriginalMeta, Store, StoreError};
 use crate::transform::{self, TransformError, TransformSpec, Transformer};
 use crate::variant::{Ask, InfoAt, VariantError};
@@ -146,8 +146,12 @@ impl Pipeline {
     ) -> Result<(OriginalBody, CacheStatus), FetchError> {
         if meta.size > CACHEABLE_ORIGINAL {
             let range = range.unwrap_or(0..meta.size);
-            let (stream, status) = self.inner.slices.read(key, meta, range).await?;
-            return Ok((OriginalBody::Stream(stream), status));
+            let (parts, status) = self.inner.slices.read(key, meta, range).await?;
+            let body = match parts {
+                Parts::One(bytes) => OriginalBody::Bytes(bytes),
+                Parts::Many(stream) => OriginalBody::Stream(stream),
+            };
+            return Ok((body, status));
         }
         let (bytes, status) = self.original_bytes(key, meta).await?;
         let body = match range {

@@ -38,6 +38,12 @@ impl From<FillFailed> for SliceError {
     }
 }
 
+/// A range's bytes: within one slice, or across several.
+pub enum Parts {
+    One(Bytes),
+    Many(BoxStream<'static, std::io::Result<Bytes>>),
+}
+
 #[derive(Clone)]
 pub struct Slices {
     cache: Cache,
@@ -60,19 +66,23 @@ impl Slices {
         }
     }
 
-    /// `range` of the original (non-empty, within its size) as a stream of
-    /// slice parts. The first slice is had before this returns (so a store
-    /// failure is an error status, not a cut body); the status is that
-    /// slice's (HIT when it was cached).
+    /// `range` of the original (non-empty, within its size): one slice's
+    /// part as it is (a player's seek usually asks for less than a slice),
+    /// or a stream of slice parts. The first slice is had before this
+    /// returns (so a store failure is an error status, not a cut body); the
+    /// status is that slice's (HIT when it was cached).
     pub async fn read(
         &self,
         key: &ObjectKey,
         meta: &Arc<OriginalMeta>,
         range: Range<u64>,
-    ) -> Result<(BoxStream<'static, std::io::Result<Bytes>>, CacheStatus), SliceError> {
+    ) -> Result<(Parts, CacheStatus), SliceError> {
         let slices = covering(&range, self.size);
         let first = self.part(key, meta, slices.start, &range).await?;
         let status = first.1;
+        if slices.end - slices.start == 1 {
+            return Ok((Parts::One(first.0), status));
+        }
         let (this, key, meta) = (self.clone(), key.clone(), meta.clone());
         let rest = futures_util::stream::unfold(slices.start + 1, move |i| {
             let (this, key, meta, range) = (this.clone(), key.clone(), meta.clone(), range.clone());
@@ -89,7 +99,7 @@ impl Slices {
             }
         });
         let stream = futures_util::stream::once(async move { Ok(first.0) }).chain(rest);
-        Ok((stream.boxed(), status))
+        Ok((Parts::Many(stream.boxed()), status))
     }
 
     /// The part of slice `i` inside `range`.

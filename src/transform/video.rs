@@ -635,6 +635,35 @@ mod tests {
     }
 
     #[test]
+    fn a_passed_deadline_stops_the_demuxer_and_the_decoder() {
+        let src = corpus("video_1280x720_5s.mp4");
+        let h = probe(&src, MAX, &Job::unbounded()).unwrap();
+        let over = Job::new(
+            Instant::now(),
+            crate::transform::job::MemoryBudget::new(1 << 30),
+        );
+        assert!(matches!(
+            probe(&src, MAX, &over),
+            Err(TransformError::TimedOut)
+        ));
+        let e = decode(&src, &h, 4000, MAX, (32, 18), &over).unwrap_err();
+        assert!(matches!(e, TransformError::TimedOut), "{e:?}");
+    }
+
+    #[test]
+    fn only_the_four_codecs_decode() {
+        let src = corpus("video_1280x720_5s.mp4");
+        let mut h = probe(&src, MAX, &Job::unbounded()).unwrap();
+        h.codec = None;
+        h.codec_name = "mpeg4".into();
+        let e = decode(&src, &h, 0, MAX, (32, 18), &Job::unbounded()).unwrap_err();
+        assert_eq!(
+            e,
+            TransformError::Undecodable("video codec mpeg4 is not decoded here".into())
+        );
+    }
+
+    #[test]
     fn garbage_and_truncation_are_undecodable_not_crashes() {
         let job = Job::unbounded();
         let mut fake = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();

@@ -477,6 +477,36 @@ mod tests {
     }
 
     #[test]
+    fn an_index_over_the_limit_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.mp4");
+        let mut head = bx(b"ftyp", b"isom\0\0\x02\0isom");
+        let moov = MAX_MOOV + 8;
+        head.extend_from_slice(&(moov as u32).to_be_bytes());
+        head.extend_from_slice(b"moov");
+        std::fs::write(&path, &head).unwrap();
+        // Sparse: the size is there, nothing is written.
+        let f = File::options().write(true).open(&path).unwrap();
+        f.set_len(head.len() as u64 - 8 + moov).unwrap();
+        let e = clean(&path, MediaType::Mp4, true).unwrap_err();
+        assert!(e.to_string().contains("more than"), "{e}");
+    }
+
+    #[test]
+    fn the_walk_is_bounded() {
+        let mut body = Vec::new();
+        for _ in 0..=MAX_BOXES {
+            body.extend_from_slice(&bx(b"skip", b""));
+        }
+        let mut file = bx(b"ftyp", b"isom\0\0\x02\0isom");
+        file.extend(bx(b"moov", &body));
+        file.extend(bx(b"mdat", b""));
+        let (_dir, path) = write(&file);
+        let e = clean(&path, MediaType::Mp4, true).unwrap_err();
+        assert!(e.to_string().contains("boxes in the 'moov'"), "{e}");
+    }
+
+    #[test]
     fn the_corpus_phone_video_loses_its_location_in_place() {
         let src = corpus("video_1280x720_rot90_hevc_3s.mov");
         let (_dir, path) = write(&src);
