@@ -783,6 +783,56 @@ mod tests {
     }
 
     #[test]
+    fn t_is_milliseconds_in_the_key_and_counts_only_on_videos() {
+        for (t, ms) in [
+            ("0", 0),
+            ("1.5", 1500),
+            ("1.50", 1500),
+            ("2.0004", 2000),
+            ("86400", 86_400_000),
+        ] {
+            assert_eq!(parse_time(t), Ok(ms), "{t}");
+        }
+        for bad in [
+            "",
+            "-1",
+            "1.",
+            ".5",
+            "1e3",
+            "NaN",
+            "86400.001",
+            "123456",
+            "1.0000000001",
+        ] {
+            assert_eq!(parse_time(bad).unwrap_err().param, "t", "{bad}");
+        }
+        let ask = |q: &str| Ask::parse(Some(q), None, &cfg()).unwrap().unwrap();
+        let poster = ask("w=100&t=1.25");
+        assert_eq!(poster.canonical(), "w=100&fmt=jpeg-or-png&q=80&t=1.25");
+        assert_eq!(ask("w=100&t=0").canonical(), "w=100&fmt=jpeg-or-png&q=80");
+        // On an image the time neither splits the cache nor is checked with fmt=json.
+        assert_eq!(
+            poster.for_video(false).unwrap().canonical(),
+            "w=100&fmt=jpeg-or-png&q=80"
+        );
+        assert_eq!(
+            ask("fmt=json&t=2").for_video(true).unwrap().canonical(),
+            "fmt=json&t=2"
+        );
+        assert_eq!(
+            ask("fmt=json&t=2").for_video(false).unwrap().canonical(),
+            "fmt=json"
+        );
+        let bad = ask("fmt=json&t=x");
+        assert_eq!(bad.for_video(true).unwrap_err().param, "t");
+        assert!(bad.for_video(false).is_ok());
+        assert_eq!(
+            Ask::parse(Some("w=1&t=x"), None, &cfg()).unwrap_err().param,
+            "t"
+        );
+    }
+
+    #[test]
     fn values_are_case_insensitive_and_jpg_is_jpeg() {
         assert_eq!(
             canon("w=10&h=10&fit=INSIDE&fmt=JPG", None),

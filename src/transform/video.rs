@@ -325,11 +325,14 @@ fn header_of(
     let id = par.id();
     let codec = match id {
         av::codec::Id::H264 => Some(VideoCodec::H264),
-        av::codec::Id::HEVC => Some(VideoCodec::Hevc),
+        // Patent-encumbered: decoded only with the default `hevc` feature,
+        // as HEIC is (README).
+        av::codec::Id::HEVC if cfg!(feature = "hevc") => Some(VideoCodec::Hevc),
         av::codec::Id::VP9 => Some(VideoCodec::Vp9),
         av::codec::Id::AV1 => Some(VideoCodec::Av1),
         _ => None,
     };
+    // libav's names are ours for the four (`h264`, `hevc`, `vp9`, `av1`).
     let codec_name = codec.map_or_else(|| id.name().to_owned(), |c| c.name().to_owned());
     let duration_ms = duration_ms(input, &stream);
     let audio = input
@@ -347,19 +350,49 @@ fn header_of(
     Ok((header, stream.index()))
 }
 
-/// The container's duration, else the video stream's; 0 when neither says.
+/// The longest of what the container says (its duration, else the video
+/// stream's) and where the video's sample index ends: the header's
+/// durations are plain numbers a crafted file can set to anything, the
+/// index (MP4's sample tables, WebM's cues) is what a player follows, so
+/// `upload.max_video_secs` cannot be passed by lying in the header. 0 when
+/// nothing says.
 fn duration_ms(input: &av::format::context::Input, stream: &av::format::stream::Stream) -> u64 {
-    let whole = input.duration();
-    if whole > 0 {
-        return (whole / (ffi::AV_TIME_BASE as i64 / 1000)) as u64;
-    }
-    let (d, tb) = (stream.duration(), stream.time_base());
-    if d > 0 && tb.denominator() > 0 {
+    let tb = stream.time_base();
+    let to_ms = |ts: i64| -> u64 {
+        if ts <= 0 || tb.denominator() <= 0 || tb.numerator() <= 0 {
+            return 0;
+        }
         // SAFETY: pure arithmetic.
-        let ms = unsafe { ffi::av_rescale_q(d, tb.into(), ffi::AVRational { num: 1, den: 1000 }) };
-        return ms.max(0) as u64;
-    }
-    0
+        let ms = unsafe { ffi::av_rescale_q(ts, tb.into(), ffi::AVRational { num: 1, den: 1000 }) };
+        ms.max(0) as u64
+    };
+    let whole = input.duration();
+    let header = if whole > 0 {
+        (whole / (ffi::AV_TIME_BASE as i64 / 1000)) as u64
+    } else {
+        to_ms(stream.duration())
+    };
+    let start = match stream.start_time() {
+        ffi::AV_NOPTS_VALUE => 0,
+        t => t,
+    };
+    // SAFETY: the stream is valid while the input is open; the entry
+    // pointer is read at once, before any other libav call.
+    let indexed = unsafe {
+        let st = stream.as_ptr() as *mut ffi::AVStream;
+        let n = ffi::avformat_index_get_entries_count(st);
+        let last = if n > 0 {
+            ffi::avformat_index_get_entry(st, n - 1)
+        } else {
+            std::ptr::null()
+        };
+        if last.is_null() {
+            0
+        } else {
+            to_ms((*last).timestamp.saturating_sub(start))
+        }
+    };
+    header.max(indexed)
 }
 
 /// The display matrix's rotation as an EXIF orientation, as the `ffmpeg`
@@ -608,6 +641,22 @@ mod tests {
         );
         let last = probe(&corpus("video_1280x720_moovlast_3s.mp4"), MAX, &job).unwrap();
         assert_eq!(last.codec, Some(VideoCodec::H264));
+    }
+
+    #[test]
+    fn a_header_that_lies_about_the_duration_does_not_shorten_the_video() {
+        let mut src = corpus("video_1280x720_5s.mp4");
+        // Every duration field the header has (mvhd, tkhd, mdhd, version 0) set to 1.
+        for (name, at) in [(&b"mvhd"[..], 16), (b"tkhd", 20), (b"mdhd", 16)] {
+            let mut from = 0;
+            while let Some(i) = src[from..].windows(4).position(|w| w == name) {
+                let field = from + i + 4 + at;
+                src[field..field + 4].copy_from_slice(&1u32.to_be_bytes());
+                from = from + i + 4;
+            }
+        }
+        let h = probe(&src, MAX, &Job::unbounded()).unwrap();
+        assert!(h.duration_ms >= 4900, "{} ms", h.duration_ms);
     }
 
     #[test]

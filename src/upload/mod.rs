@@ -430,7 +430,7 @@ fn check_video(
     }
     // SAFETY: the staged file is this upload's own temporary file; nothing
     // writes or truncates it while the map lives (the metadata removal
-    // runs after the check, on a copy).
+    // runs after this returns and the map is dropped).
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
     let described = transform::describe(&map, media, rules.limits.max_source_pixels, job, true, 0)?;
     let codec = described.video_codec.as_deref().unwrap_or("");
