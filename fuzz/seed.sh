@@ -79,4 +79,5 @@ for f in "$src"/*.mp4 "$src"/*.mov; do
     [ "$(stat -c %s "$f")" -le 262144 ] && cp "$f" corpus/movie/
 done
 cp $img/small.mp4 $img/small-hevc.mov $img/small-av1.mp4 corpus/movie/
+cp seeds/movie/* corpus/movie/
 echo "seeded: $(for t in corpus/*; do printf '%s=%s ' "${t#corpus/}" "$(ls "$t" | wc -l)"; done)"

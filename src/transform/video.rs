@@ -485,7 +485,6 @@ pub fn decode(
 
     let mut chosen: Option<av::frame::Video> = None;
     let mut frame = av::frame::Video::empty();
-    let mut packet = av::Packet::empty();
     let mut bad = 0u32;
     let mut reached = false;
     let take = |decoder: &mut av::decoder::Video,
@@ -506,6 +505,10 @@ pub fn decode(
     };
     while !reached {
         job.check()?;
+        // A fresh packet each time: `av_read_frame` does not release the
+        // one it is given, so reusing it would leak every packet's buffer
+        // (found by the image_decode fuzz target's leak check).
+        let mut packet = av::Packet::empty();
         match packet.read(input) {
             Ok(()) => {}
             // The end, or a truncated or broken container: what decoded so far counts.

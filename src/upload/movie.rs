@@ -121,6 +121,12 @@ pub fn clean(path: &Path, media: MediaType, scrub: bool) -> Result<Cleaned, Movi
             }
             let moved = Moved { split, moov };
             walk.move_offsets(&mut index, moov.header as usize, moov.size as usize, &moved)?;
+            // A last box may say "to the end of the file" (size 0); moved
+            // first it would swallow the media data, so its size is written
+            // out (it fits: the index is at most MAX_MOOV bytes).
+            if index.get(..4) == Some(&[0, 0, 0, 0]) {
+                index[..4].copy_from_slice(&(moov.size as u32).to_be_bytes());
+            }
             rewrite(&mut file, path, &index, &moved)?;
             done.moved = true;
         }
@@ -454,6 +460,26 @@ mod tests {
             Cleaned::default()
         );
         assert_eq!(std::fs::read(&path2).unwrap(), src);
+    }
+
+    #[test]
+    fn a_last_moov_sized_to_the_end_gets_its_size_when_moved() {
+        // Found by the fuzz target `movie`: QuickTime without `ftyp`, an
+        // empty `mdat`, then a `moov` of size 0 ("to the end of the file").
+        let mut src = bx(b"mdat", b"");
+        src.extend_from_slice(&[0, 0, 0, 0]);
+        src.extend_from_slice(b"moov");
+        src.extend(bx(b"free", b"trailing index bytes"));
+        let (_dir, path) = write(&src);
+        let done = clean(&path, MediaType::QuickTime, true).unwrap();
+        assert!(done.moved);
+        let out = std::fs::read(&path).unwrap();
+        assert_eq!(&out[..8], &[0, 0, 0, 36, b'm', b'o', b'o', b'v']);
+        assert_eq!(&out[36..44], &[0, 0, 0, 8, b'm', b'd', b'a', b't']);
+        assert_eq!(
+            clean(&path, MediaType::QuickTime, true).unwrap(),
+            Cleaned::default()
+        );
     }
 
     #[test]
