@@ -702,6 +702,29 @@ mod tests {
         assert!(matches!(e, TransformError::TimedOut), "{e:?}");
     }
 
+    /// Every packet read is released: decoding to the last frame over and
+    /// over leaves glibc's heap (where libav allocates) where it was. The
+    /// leak this guards against kept ~200 KB per decode of this clip.
+    #[test]
+    fn decoding_leaks_no_packet() {
+        let src = corpus("video_1280x720_5s.mp4");
+        let job = Job::unbounded();
+        let h = probe(&src, MAX, &job).unwrap();
+        let in_use = || unsafe { libc::mallinfo2() }.uordblks as i64;
+        for _ in 0..3 {
+            decode(&src, &h, 4900, MAX, (32, 18), &job).unwrap();
+        }
+        let before = in_use();
+        for _ in 0..15 {
+            decode(&src, &h, 4900, MAX, (32, 18), &job).unwrap();
+        }
+        let grew = in_use() - before;
+        assert!(
+            grew < 1 << 20,
+            "libav's heap grew {grew} bytes over 15 decodes"
+        );
+    }
+
     #[test]
     fn only_the_four_codecs_decode() {
         let src = corpus("video_1280x720_5s.mp4");
