@@ -13,10 +13,13 @@
 //! (`av_max_alloc`), the job's deadline polled by the demuxer (interrupt
 //! callback), by our read callback and between packets, and no
 //! `avformat_find_stream_info` (it would decode with limits of its own).
+//!
+//! `input` is the fence (how libav reads our bytes); this file what is
+//! read: the header's facts, the frame at a time, its conversion to RGB.
 
-use std::ffi::{c_int, c_void};
-use std::sync::Once;
-use std::time::Instant;
+mod input;
+
+use std::ffi::c_int;
 
 use ffmpeg_next as av;
 use ffmpeg_next::ffi;
@@ -24,15 +27,8 @@ use ffmpeg_next::ffi;
 use super::TransformError;
 use super::job::Job;
 use super::pixels::{Channels, Pixels};
+use input::{IO_BUFFER, open, undecodable};
 
-/// libav's read buffer.
-const IO_BUFFER: usize = 64 << 10;
-/// The demuxers allowed (libav's names: `mov` is MP4/MOV, `matroska` WebM).
-const DEMUXERS: &str = "mov,matroska";
-/// Streams a container may declare (a phone's has four to six).
-const MAX_STREAMS: &str = "32";
-/// The largest single allocation libav may make (a 100 MP 16-bit plane fits).
-const MAX_ALLOC: usize = 512 << 20;
 /// Packets the decoder may refuse before the video counts as undecodable.
 const MAX_BAD_PACKETS: u32 = 64;
 
@@ -112,185 +108,6 @@ impl VideoHeader {
 /// coded sizes are padded to whole macroblocks / superblocks and strides aligned.
 fn decoder_pixels(w: u32, h: u32) -> u64 {
     (w as u64 + 128) * (h as u64 + 64)
-}
-
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        // SAFETY: plain setters of libav's global state, before any other use.
-        unsafe {
-            ffi::av_log_set_level(ffi::AV_LOG_QUIET);
-            ffi::av_max_alloc(MAX_ALLOC);
-        }
-    });
-}
-
-fn undecodable(what: &str, e: impl std::fmt::Display) -> TransformError {
-    TransformError::Undecodable(format!("video {what}: {e}"))
-}
-
-/// The bytes libav reads, and the deadline it stops at.
-struct Source<'a> {
-    data: &'a [u8],
-    pos: usize,
-    deadline: Option<Instant>,
-}
-
-impl Source<'_> {
-    fn expired(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-}
-
-/// libav's read callback over a [`Source`]. Never panics (it is called from C).
-unsafe extern "C" fn read_source(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_int {
-    // SAFETY: `opaque` is the boxed `Source` of the `Opened` that owns this
-    // AVIOContext, alive for as long as libav may call back.
-    let source = unsafe { &mut *(opaque as *mut Source) };
-    if source.expired() {
-        return ffi::AVERROR_EXIT;
-    }
-    let rest = source.data.get(source.pos..).unwrap_or(&[]);
-    let n = rest.len().min(size.max(0) as usize);
-    if n == 0 {
-        return ffi::AVERROR_EOF;
-    }
-    // SAFETY: libav hands a buffer of `size` bytes; `n <= size`.
-    unsafe { std::ptr::copy_nonoverlapping(rest.as_ptr(), buf, n) };
-    source.pos += n;
-    n as c_int
-}
-
-/// libav's seek callback over a [`Source`] (`AVSEEK_SIZE` asks for the length).
-unsafe extern "C" fn seek_source(opaque: *mut c_void, offset: i64, whence: c_int) -> i64 {
-    // SAFETY: as in `read_source`.
-    let source = unsafe { &mut *(opaque as *mut Source) };
-    let len = source.data.len() as i64;
-    if whence & ffi::AVSEEK_SIZE != 0 {
-        return len;
-    }
-    let base = match whence & !ffi::AVSEEK_FORCE {
-        libc::SEEK_SET => 0,
-        libc::SEEK_CUR => source.pos as i64,
-        libc::SEEK_END => len,
-        _ => return ffi::AVERROR(libc::EINVAL) as i64,
-    };
-    match base.checked_add(offset) {
-        Some(p) if (0..=len).contains(&p) => {
-            source.pos = p as usize;
-            p
-        }
-        _ => ffi::AVERROR(libc::EINVAL) as i64,
-    }
-}
-
-/// libav's interrupt callback: 1 once the deadline has passed.
-unsafe extern "C" fn past_deadline(opaque: *mut c_void) -> c_int {
-    // SAFETY: `opaque` is the boxed deadline of the `Opened` that owns the context.
-    let deadline = unsafe { &*(opaque as *const Option<Instant>) };
-    deadline.is_some_and(|d| Instant::now() >= d) as c_int
-}
-
-/// An open container over borrowed bytes. Hand-written rather than the
-/// binding's `input_from_stream`, which needs an owned `'static` stream and
-/// always runs `avformat_find_stream_info` (a decode under libav's own limits).
-struct Opened<'a> {
-    /// Dropped first (`avformat_close_input`; it leaves a custom `pb` alone).
-    input: Option<av::format::context::Input>,
-    pb: *mut ffi::AVIOContext,
-    _source: Box<Source<'a>>,
-    _deadline: Box<Option<Instant>>,
-}
-
-impl Drop for Opened<'_> {
-    fn drop(&mut self) {
-        self.input.take();
-        if !self.pb.is_null() {
-            // SAFETY: `pb` and its buffer were allocated by libav in `open`
-            // and nothing uses them once the input is closed.
-            unsafe {
-                ffi::av_freep(&mut (*self.pb).buffer as *mut *mut u8 as *mut c_void);
-                ffi::avio_context_free(&mut self.pb);
-            }
-        }
-    }
-}
-
-impl Opened<'_> {
-    fn input(&mut self) -> Result<&mut av::format::context::Input, TransformError> {
-        self.input
-            .as_mut()
-            .ok_or_else(|| TransformError::Internal("video input closed".into()))
-    }
-}
-
-fn open<'a>(src: &'a [u8], job: &Job) -> Result<Opened<'a>, TransformError> {
-    init();
-    let mut opened = Opened {
-        input: None,
-        pb: std::ptr::null_mut(),
-        _source: Box::new(Source {
-            data: src,
-            pos: 0,
-            deadline: job.deadline(),
-        }),
-        _deadline: Box::new(job.deadline()),
-    };
-    let options = {
-        let mut d = av::Dictionary::new();
-        d.set("format_whitelist", DEMUXERS);
-        // Decoders libav itself may open while demuxing; ours are chosen below.
-        d.set("codec_whitelist", "h264,hevc,vp9,libdav1d");
-        // No protocol at all: a `dref` or playlist cannot open anything.
-        d.set("protocol_whitelist", "none");
-        d.set("max_streams", MAX_STREAMS);
-        d
-    };
-    // SAFETY: the AVIOContext reads through the boxed source of `opened`
-    // (freed only after the input is closed, in `Drop`); on failure
-    // `avformat_open_input` frees the context but not our `pb`, which
-    // `Drop` frees.
-    unsafe {
-        let buffer = ffi::av_malloc(IO_BUFFER) as *mut u8;
-        if buffer.is_null() {
-            return Err(TransformError::Internal("av_malloc failed".into()));
-        }
-        let opaque = &mut *opened._source as *mut Source as *mut c_void;
-        opened.pb = ffi::avio_alloc_context(
-            buffer,
-            IO_BUFFER as c_int,
-            0,
-            opaque,
-            Some(read_source),
-            None,
-            Some(seek_source),
-        );
-        if opened.pb.is_null() {
-            ffi::av_free(buffer as *mut c_void);
-            return Err(TransformError::Internal("avio_alloc_context failed".into()));
-        }
-        let mut ctx = ffi::avformat_alloc_context();
-        if ctx.is_null() {
-            return Err(TransformError::Internal(
-                "avformat_alloc_context failed".into(),
-            ));
-        }
-        (*ctx).pb = opened.pb;
-        (*ctx).flags |= ffi::AVFMT_FLAG_CUSTOM_IO;
-        (*ctx).interrupt_callback = ffi::AVIOInterruptCB {
-            callback: Some(past_deadline),
-            opaque: &*opened._deadline as *const Option<Instant> as *mut c_void,
-        };
-        let mut raw = options.disown();
-        let r = ffi::avformat_open_input(&mut ctx, std::ptr::null(), std::ptr::null(), &mut raw);
-        drop(av::Dictionary::own(raw));
-        if r < 0 {
-            job.check()?;
-            return Err(undecodable("container", av::Error::from(r)));
-        }
-        opened.input = Some(av::format::context::Input::wrap(ctx));
-    }
-    Ok(opened)
 }
 
 /// The container's facts about `src`, refused over `max_pixels` before any
@@ -691,7 +508,7 @@ mod tests {
         let src = corpus("video_1280x720_5s.mp4");
         let h = probe(&src, MAX, &Job::unbounded()).unwrap();
         let over = Job::new(
-            Instant::now(),
+            std::time::Instant::now(),
             crate::transform::job::MemoryBudget::new(1 << 30),
         );
         assert!(matches!(
