@@ -192,8 +192,9 @@ impl Default for VariantLimits {
 /// The transform parameters, in the order signed URLs sign them (SPEC's table order).
 pub const PARAMS: [&str; PARAM_COUNT] = ["w", "h", "fit", "fmt", "q", "dpr", "t"];
 pub const PARAM_COUNT: usize = 7;
-/// Index of `fmt` in [`PARAMS`].
+/// Indexes of `fmt` and `t` in [`PARAMS`].
 const FMT: usize = 3;
+const T: usize = 6;
 
 /// Each transform parameter's raw value, in [`PARAMS`] order.
 pub type RawParams<'a> = [Option<Cow<'a, str>>; PARAM_COUNT];
@@ -386,7 +387,7 @@ impl Ask {
             .as_deref()
             .is_some_and(|f| f.eq_ignore_ascii_case("json"))
         {
-            let t = seen[PARAMS.len() - 1].as_deref().map(parse_time);
+            let t = seen[T].as_deref().map(parse_time);
             return Ok(Some(Ask::Info(match t {
                 None => InfoAt::default(),
                 Some(Ok(at_ms)) => InfoAt { at_ms, bad: None },
@@ -784,6 +785,7 @@ mod tests {
 
     #[test]
     fn t_is_milliseconds_in_the_key_and_counts_only_on_videos() {
+        assert_eq!((PARAMS[FMT], PARAMS[T]), ("fmt", "t"));
         for (t, ms) in [
             ("0", 0),
             ("1.5", 1500),

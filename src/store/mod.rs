@@ -281,16 +281,7 @@ impl Store {
         if meta.size > max_bytes {
             return Err(StoreError::TooLarge(max_bytes));
         }
-        let res = self
-            .timed(
-                "get",
-                self.inner
-                    .get_opts(key.store_path(), self.read_opts(meta, None)),
-            )
-            .await?;
-        let bytes = self.timed("get", res.bytes()).await?;
-        metrics::store_request("get", "ok");
-        Ok(bytes)
+        self.read(key, meta, None).await
     }
 
     /// One byte range of the object, in memory (a slice of a large original).
@@ -300,11 +291,21 @@ impl Store {
         meta: &OriginalMeta,
         range: Range<u64>,
     ) -> Result<Bytes, StoreError> {
+        self.read(key, meta, Some(range)).await
+    }
+
+    /// One `GET` (of `range`, else the whole object) into memory.
+    async fn read(
+        &self,
+        key: &ObjectKey,
+        meta: &OriginalMeta,
+        range: Option<Range<u64>>,
+    ) -> Result<Bytes, StoreError> {
         let res = self
             .timed(
                 "get",
                 self.inner
-                    .get_opts(key.store_path(), self.read_opts(meta, Some(range))),
+                    .get_opts(key.store_path(), self.read_opts(meta, range)),
             )
             .await?;
         let bytes = self.timed("get", res.bytes()).await?;

@@ -92,11 +92,11 @@ unsafe extern "C" fn seek_source(opaque: *mut c_void, offset: i64, whence: c_int
     }
 }
 
-/// libav's interrupt callback: 1 once the deadline has passed.
+/// libav's interrupt callback over a [`Source`]: 1 once its deadline has passed.
 unsafe extern "C" fn past_deadline(opaque: *mut c_void) -> c_int {
-    // SAFETY: `opaque` is the boxed deadline of the `Opened` that owns the context.
-    let deadline = unsafe { &*(opaque as *const Option<Instant>) };
-    deadline.is_some_and(|d| Instant::now() >= d) as c_int
+    // SAFETY: as in `read_source` (the same boxed `Source`).
+    let source = unsafe { &*(opaque as *const Source) };
+    source.expired() as c_int
 }
 
 /// An open container over borrowed bytes. Hand-written rather than the
@@ -107,7 +107,6 @@ pub(super) struct Opened<'a> {
     input: Option<av::format::context::Input>,
     pb: *mut ffi::AVIOContext,
     _source: Box<Source<'a>>,
-    _deadline: Box<Option<Instant>>,
 }
 
 impl Drop for Opened<'_> {
@@ -142,7 +141,6 @@ pub(super) fn open<'a>(src: &'a [u8], job: &Job) -> Result<Opened<'a>, Transform
             pos: 0,
             deadline: job.deadline(),
         }),
-        _deadline: Box::new(job.deadline()),
     };
     let options = {
         let mut d = av::Dictionary::new();
@@ -187,7 +185,7 @@ pub(super) fn open<'a>(src: &'a [u8], job: &Job) -> Result<Opened<'a>, Transform
         (*ctx).flags |= ffi::AVFMT_FLAG_CUSTOM_IO;
         (*ctx).interrupt_callback = ffi::AVIOInterruptCB {
             callback: Some(past_deadline),
-            opaque: &*opened._deadline as *const Option<Instant> as *mut c_void,
+            opaque,
         };
         let mut raw = options.disown();
         let r = ffi::avformat_open_input(&mut ctx, std::ptr::null(), std::ptr::null(), &mut raw);
