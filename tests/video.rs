@@ -22,22 +22,8 @@ const HEVC: &str = "video_1280x720_rot90_hevc_3s.mov";
 const VP9: &str = "video_1280x720_vp9_3s.webm";
 const MOOV_LAST: &str = "video_1280x720_moovlast_3s.mp4";
 
-async fn ok(s: &Server, path: &str) -> (reqwest::header::HeaderMap, Vec<u8>) {
-    let res = s.get(path).await;
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.bytes().await.unwrap().to_vec();
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "{path}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    (headers, body)
-}
-
 async fn json_of(s: &Server, path: &str) -> Value {
-    serde_json::from_slice(&ok(s, path).await.1).unwrap()
+    serde_json::from_slice(&s.get_ok(path).await.1).unwrap()
 }
 
 /// A file that sniffs as MP4 (an `ftyp` box) and is nothing after it.
@@ -66,7 +52,7 @@ async fn posters_of_every_codec_are_the_frame_ffmpeg_shows() {
     }
     for (file, key, (w, h)) in cases {
         for t in [0.0, 1.5] {
-            let (headers, body) = ok(&s, &format!("/{key}?w=320&t={t}&fmt=png")).await;
+            let (headers, body) = s.get_ok(&format!("/{key}?w=320&t={t}&fmt=png")).await;
             assert_eq!(headers["content-type"], "image/png", "{key}");
             let poster = decode(&body);
             // Portrait stays portrait: the display matrix is applied.
@@ -84,7 +70,7 @@ async fn posters_of_every_codec_are_the_frame_ffmpeg_shows() {
             );
         }
         // As an image derivative: the box, the fit, the encoder.
-        let (headers, body) = ok(&s, &format!("/{key}?w=320&h=180&fmt=webp&q=70")).await;
+        let (headers, body) = s.get_ok(&format!("/{key}?w=320&h=180&fmt=webp&q=70")).await;
         assert_eq!(headers["content-type"], "image/webp");
         let cover = decode(&body);
         assert_eq!((cover.width(), cover.height()), (320, 180), "{key}");
@@ -96,15 +82,15 @@ async fn t_defaults_to_zero_clamps_to_the_last_frame_and_is_checked() {
     let s = Server::start();
     s.put_corpus(H264, "clip.mp4");
     s.put_corpus("photo_4032x3024_orient1.jpg", "photo.jpg");
-    let (_, first) = ok(&s, "/clip.mp4?w=160&fmt=png").await;
+    let (_, first) = s.get_ok("/clip.mp4?w=160&fmt=png").await;
     // t=0 is the default: one cache entry.
-    let (h, zero) = ok(&s, "/clip.mp4?w=160&fmt=png&t=0.000").await;
+    let (h, zero) = s.get_ok("/clip.mp4?w=160&fmt=png&t=0.000").await;
     assert_eq!((h["x-cache"].to_str().unwrap(), &zero), ("HIT", &first));
-    let (_, later) = ok(&s, "/clip.mp4?w=160&fmt=png&t=4").await;
+    let (_, later) = s.get_ok("/clip.mp4?w=160&fmt=png&t=4").await;
     assert_ne!(later, first, "the clip pans");
     // Past the end: the last frame, whatever the time.
-    let (_, end) = ok(&s, "/clip.mp4?w=160&fmt=png&t=86400").await;
-    let (_, end2) = ok(&s, "/clip.mp4?w=160&fmt=png&t=9.5").await;
+    let (_, end) = s.get_ok("/clip.mp4?w=160&fmt=png&t=86400").await;
+    let (_, end2) = s.get_ok("/clip.mp4?w=160&fmt=png&t=9.5").await;
     assert_eq!(end, end2);
     let last = ffmpeg_frame(&corpus(H264), 4.95, 160);
     assert!(mean_abs_diff(&decode(&end), &last) < 4.0);
@@ -119,8 +105,8 @@ async fn t_defaults_to_zero_clamps_to_the_last_frame_and_is_checked() {
         );
     }
     // On an image `t` changes nothing: the same cache entry.
-    ok(&s, "/photo.jpg?w=100").await;
-    let (h, _) = ok(&s, "/photo.jpg?w=100&t=3").await;
+    s.get_ok("/photo.jpg?w=100").await;
+    let (h, _) = s.get_ok("/photo.jpg?w=100&t=3").await;
     assert_eq!(h["x-cache"], "HIT");
 }
 
@@ -289,7 +275,7 @@ async fn a_phone_video_upload_answers_its_facts_and_poster_placeholders() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let (h, body) = ok(&s, &poster).await;
+    let (h, body) = s.get_ok(&poster).await;
     assert_eq!(h["x-cache"], "HIT");
     let img = decode(&body);
     assert_eq!((img.width(), img.height()), (320, 180));
@@ -331,7 +317,7 @@ async fn video_uploads_over_the_limits_or_only_looking_like_mp4_are_422() {
 }
 
 async fn stored(s: &Server, key: &str) -> Vec<u8> {
-    ok(s, &format!("/{key}")).await.1
+    s.get_ok(&format!("/{key}")).await.1
 }
 
 #[tokio::test]
@@ -360,7 +346,7 @@ async fn uploaded_videos_lose_their_location_and_keep_their_streams() {
     assert_eq!(tags["Composite:Rotation"], before["Composite:Rotation"]);
     assert_eq!(framemd5(&out), framemd5(&phone), "streams untouched");
     // The poster of the stored file is still portrait.
-    let poster = decode(&ok(&s, &format!("/{key}?w=90&fmt=png")).await.1);
+    let poster = decode(&s.get_ok(&format!("/{key}?w=90&fmt=png")).await.1);
     assert_eq!((poster.width(), poster.height()), (90, 160));
 }
 

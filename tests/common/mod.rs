@@ -277,6 +277,22 @@ impl Server {
             .unwrap()
     }
 
+    /// A GET that must answer 200 (else the test fails with the body): its
+    /// headers and body.
+    pub async fn get_ok(&self, path_and_query: &str) -> (reqwest::header::HeaderMap, Vec<u8>) {
+        let res = self.get(path_and_query).await;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.bytes().await.unwrap().to_vec();
+        assert_eq!(
+            status,
+            reqwest::StatusCode::OK,
+            "{path_and_query}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        (headers, body)
+    }
+
     pub async fn get_with(
         &self,
         path_and_query: &str,
