@@ -34,14 +34,20 @@ fn main() {
         _ => OutputFormat::Jpeg,
     };
     let spec = TransformSpec {
-        width: dim(&args[1]),
-        height: dim(&args[2]),
-        fit,
-        format,
-        quality: args[5].parse().expect("quality"),
         max_dimension: 16383,
         max_source_pixels: 1 << 40,
-        at_ms: 0,
+        // BENCH_GRAVITY=auto: the content-aware crop (bench/peers.py's g=auto cost).
+        gravity: match std::env::var("BENCH_GRAVITY").as_deref() {
+            Ok("auto") => mediaedge::variant::Gravity::Auto,
+            _ => mediaedge::variant::Gravity::CENTER,
+        },
+        ..TransformSpec::new(
+            dim(&args[1]),
+            dim(&args[2]),
+            fit,
+            format,
+            args[5].parse().expect("quality"),
+        )
     };
     let iters: usize = args[6].parse().expect("iterations");
     let threads: usize = args.get(7).and_then(|t| t.parse().ok()).unwrap_or(1);

@@ -162,6 +162,19 @@ pub fn sign_url(
             .transform
             .variants
     };
+    // A preset's name is the server's to know: only its company is checked.
+    let lenient = VariantLimits {
+        presets: match values[crate::variant::P].as_deref() {
+            Some(name) => std::sync::Arc::new([crate::variant::Preset {
+                name: name.to_owned(),
+                request: VariantRequest::parse(Some("w=1"), &lenient)
+                    .map_err(|e| e.to_string())?
+                    .ok_or("no preset")?,
+            }]),
+            None => lenient.presets,
+        },
+        ..lenient
+    };
     VariantRequest::parse(Some(&query_text), &lenient).map_err(|e| e.to_string())?;
     let exp = unix_now() + ttl.as_secs();
     let path_and_query = signed_path_and_query(&UrlSigner::new(secret), &key, &values, exp);

@@ -162,9 +162,24 @@ enum Command {
         q: Option<String>,
         #[arg(long)]
         dpr: Option<String>,
+        /// Where a cover crop is taken: center, n, s, e, w, ne, nw, se, sw or auto.
+        #[arg(long)]
+        g: Option<String>,
+        /// Focal point, 0..1 from the left edge (a cover crop centres on it).
+        #[arg(long)]
+        fx: Option<String>,
+        /// Focal point, 0..1 from the top edge.
+        #[arg(long)]
+        fy: Option<String>,
+        /// false: the first frame of an animated GIF/WebP only.
+        #[arg(long)]
+        anim: Option<String>,
         /// On a video: the frame's time in seconds (e.g. 1.5).
         #[arg(long)]
         t: Option<String>,
+        /// A preset's name ([[preset]]); no other transform flag beside it.
+        #[arg(long)]
+        p: Option<String>,
     },
 }
 
@@ -254,7 +269,12 @@ fn main() -> ExitCode {
             fmt,
             q,
             dpr,
+            g,
+            fx,
+            fy,
+            anim,
             t,
+            p,
         } => {
             let secret = match read_secret("MEDIAEDGE_SIGNING_SECRET", &|n| std::env::var(n).ok()) {
                 Ok(Some(s)) => s,
@@ -272,7 +292,12 @@ fn main() -> ExitCode {
                 ("fmt", fmt),
                 ("q", q),
                 ("dpr", dpr),
+                ("g", g),
+                ("fx", fx),
+                ("fy", fy),
+                ("anim", anim),
                 ("t", t),
+                ("p", p),
             ];
             print_or_fail(cli::sign_url(&secret, &base_url, &path, &params, exp))
         }

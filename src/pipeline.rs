@@ -269,6 +269,9 @@ impl Pipeline {
                     max_dimension: cfg.variants.max_dimension,
                     max_source_pixels: cfg.max_source_pixels,
                     at_ms: variant.at_ms,
+                    gravity: variant.gravity,
+                    anim: variant.anim,
+                    max_frames: cfg.max_frames,
                 };
                 let encoded = admission
                     .run(move |job| transform::process(&src, media, &spec, job))

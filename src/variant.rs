@@ -1,9 +1,9 @@
 //! Transform parameters: query string → [`VariantRequest`] → negotiated [`Variant`].
 //!
-//! Only `w`, `h`, `fit`, `fmt`, `q`, `dpr` and `t` (a video's frame) are
-//! read (`fmt=json` asks for the media information instead, [`Ask::Info`]);
-//! every other query
-//! parameter is ignored and never reaches the cache key. The canonical form
+//! Only [`PARAMS`] are read — `w`, `h`, `fit`, `fmt`, `q`, `dpr`, `g`,
+//! `fx`, `fy`, `anim`, `t` (a video's frame) and `p` (a preset by name);
+//! `fmt=json` asks for the media information instead ([`Ask::Info`]).
+//! Every other query parameter is ignored and never reaches the cache key. The canonical form
 //! ([`Variant::canonical`]) is computed *after* `dpr` is applied and the
 //! format negotiated, so `w=300&dpr=2` and `w=600` share one cache entry, and
 //! the `Accept` header enters the key only as the format it resolved to.
@@ -100,6 +100,72 @@ impl OutputFormat {
     }
 }
 
+/// Where a `cover` crop is taken, in the upright image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Gravity {
+    /// An edge, a corner or the centre: the crop's offset on each axis as
+    /// thousandths of the room the crop leaves (0 left/top, 1000 right/bottom).
+    Edge(Edge),
+    /// Content-aware: centred on the most salient point (`transform::saliency`).
+    Auto,
+    /// Centred on a focal point, thousandths of the upright width / height.
+    Focus { x: u16, y: u16 },
+}
+
+/// `g`'s named anchors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Edge {
+    Center,
+    N,
+    S,
+    E,
+    W,
+    Ne,
+    Nw,
+    Se,
+    Sw,
+}
+
+const EDGES: [(&str, Edge); 9] = [
+    ("center", Edge::Center),
+    ("n", Edge::N),
+    ("s", Edge::S),
+    ("e", Edge::E),
+    ("w", Edge::W),
+    ("ne", Edge::Ne),
+    ("nw", Edge::Nw),
+    ("se", Edge::Se),
+    ("sw", Edge::Sw),
+];
+
+impl Edge {
+    fn as_str(self) -> &'static str {
+        EDGES
+            .iter()
+            .find(|(_, e)| *e == self)
+            .map_or("center", |(n, _)| n)
+    }
+
+    /// The crop's offset as a fraction of the room it leaves, (x, y).
+    pub fn alignment(self) -> (f64, f64) {
+        match self {
+            Edge::Center => (0.5, 0.5),
+            Edge::N => (0.5, 0.0),
+            Edge::S => (0.5, 1.0),
+            Edge::E => (1.0, 0.5),
+            Edge::W => (0.0, 0.5),
+            Edge::Ne => (1.0, 0.0),
+            Edge::Nw => (0.0, 0.0),
+            Edge::Se => (1.0, 1.0),
+            Edge::Sw => (0.0, 1.0),
+        }
+    }
+}
+
+impl Gravity {
+    pub const CENTER: Gravity = Gravity::Edge(Edge::Center);
+}
+
 /// Transform parameters as parsed from the query, before negotiation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VariantRequest {
@@ -109,6 +175,8 @@ pub struct VariantRequest {
     fmt: FormatParam,
     q: Option<u8>,
     dpr: f64,
+    gravity: Option<Gravity>,
+    anim: Option<bool>,
     /// `t`, in milliseconds.
     t: Option<u64>,
 }
@@ -123,11 +191,14 @@ pub struct Variant {
     pub quality: u8,
     /// The format came from the `Accept` header (`Vary: Accept` is due).
     pub negotiated: bool,
+    /// Where a `cover` crop is taken.
+    pub gravity: Gravity,
+    /// An animated source stays animated (where the format can animate).
+    pub anim: bool,
     /// A video's frame to show, in milliseconds (0 for an image).
     pub at_ms: u64,
 }
 
-/// The transform parameters, in canonical order (signed URLs sign them in this order).
 /// A `WxH` entry of `transform.allowed_sizes`; `150x` or `x150` leave one
 /// side free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +244,17 @@ pub struct VariantLimits {
     pub allowed_formats: Vec<&'static str>,
     /// Values `q` may take (empty: 1..=100).
     pub allowed_qualities: Vec<u8>,
+    /// `[[preset]]`s by name, as `?p=<name>` asks for them.
+    pub presets: std::sync::Arc<[Preset]>,
+    /// `transform.presets_only`: every transform but `?p=` answers 400.
+    pub presets_only: bool,
+}
+
+/// A `[[preset]]` as `?p=` finds it: its parameters as if written out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    pub name: String,
+    pub request: VariantRequest,
 }
 
 /// For unit tests (the server's defaults are `[transform]`'s, in config).
@@ -185,16 +267,21 @@ impl Default for VariantLimits {
             allowed_sizes: Vec::new(),
             allowed_formats: Vec::new(),
             allowed_qualities: Vec::new(),
+            presets: std::sync::Arc::new([]),
+            presets_only: false,
         }
     }
 }
 
 /// The transform parameters, in the order signed URLs sign them (SPEC's table order).
-pub const PARAMS: [&str; PARAM_COUNT] = ["w", "h", "fit", "fmt", "q", "dpr", "t"];
-pub const PARAM_COUNT: usize = 7;
-/// Indexes of `fmt` and `t` in [`PARAMS`].
+pub const PARAMS: [&str; PARAM_COUNT] = [
+    "w", "h", "fit", "fmt", "q", "dpr", "g", "fx", "fy", "anim", "t", "p",
+];
+pub const PARAM_COUNT: usize = 12;
+/// Indexes of `fmt`, `t` and `p` in [`PARAMS`].
 const FMT: usize = 3;
-const T: usize = 6;
+const T: usize = 10;
+pub const P: usize = 11;
 
 /// Each transform parameter's raw value, in [`PARAMS`] order.
 pub type RawParams<'a> = [Option<Cow<'a, str>>; PARAM_COUNT];
@@ -216,11 +303,23 @@ impl VariantRequest {
         Self::from_raw(raw_params(query)?, cfg)
     }
 
-    fn from_raw(seen: RawParams<'_>, cfg: &VariantLimits) -> Result<Option<Self>, VariantError> {
+    fn from_raw(
+        mut seen: RawParams<'_>,
+        cfg: &VariantLimits,
+    ) -> Result<Option<Self>, VariantError> {
         if seen.iter().all(Option::is_none) {
             return Ok(None);
         }
-        let [w, h, fit, fmt, q, dpr, t] = seen;
+        if let Some(name) = seen[P].take() {
+            return Self::preset(&name, &seen, cfg).map(Some);
+        }
+        if cfg.presets_only {
+            return Err(VariantError::new(
+                "p",
+                "only ?p=<preset> transforms are served here (transform.presets_only)",
+            ));
+        }
+        let [w, h, fit, fmt, q, dpr, g, fx, fy, anim, t, _] = seen;
         let max = cfg.max_dimension;
         let req = Self {
             w: w.map(|v| parse_int("w", &v, 1, max)).transpose()?,
@@ -233,10 +332,32 @@ impl VariantRequest {
             q: q.map(|v| parse_int("q", &v, 1, 100).map(|q| q as u8))
                 .transpose()?,
             dpr: dpr.map(|v| parse_dpr(&v)).transpose()?.unwrap_or(1.0),
+            gravity: parse_gravity(g.as_deref(), fx.as_deref(), fy.as_deref())?,
+            anim: anim.map(|v| parse_bool("anim", &v)).transpose()?,
             t: t.map(|v| parse_time(&v)).transpose()?,
         };
         req.check_allowed(cfg)?;
         Ok(Some(req))
+    }
+
+    /// `?p=<name>`: the preset's parameters, as if written out; nothing
+    /// else may stand beside it (which would win is a guess).
+    fn preset(name: &str, rest: &RawParams<'_>, cfg: &VariantLimits) -> Result<Self, VariantError> {
+        if let Some(other) = PARAMS
+            .iter()
+            .zip(rest)
+            .find_map(|(n, v)| v.as_ref().map(|_| n))
+        {
+            return Err(VariantError::new(
+                "p",
+                format!("{other} cannot be given with p (the preset sets the transform)"),
+            ));
+        }
+        cfg.presets
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.request.clone())
+            .ok_or_else(|| VariantError::new("p", "no such preset (see [[preset]] in the config)"))
     }
 
     /// The operator's allow-lists: with them set, the variants of one image
@@ -310,6 +431,8 @@ impl VariantRequest {
             format,
             quality: self.q.unwrap_or(cfg.default_quality),
             negotiated,
+            gravity: self.gravity.unwrap_or(Gravity::CENTER),
+            anim: self.anim.unwrap_or(true),
             at_ms: self.t.unwrap_or(0),
         }
     }
@@ -333,9 +456,40 @@ impl Variant {
         if self.format.uses_quality() {
             let _ = write!(s, "&q={}", self.quality);
         }
+        // Where the crop is taken matters only where there is a crop.
+        if self.crops() {
+            match self.gravity {
+                Gravity::Edge(Edge::Center) => {}
+                Gravity::Edge(e) => {
+                    let _ = write!(s, "&g={}", e.as_str());
+                }
+                Gravity::Auto => s.push_str("&g=auto"),
+                Gravity::Focus { x, y } => {
+                    let _ = write!(s, "&fx={}&fy={}", thousandths(x), thousandths(y));
+                }
+            }
+        }
+        // Only WebP animates.
+        if !self.anim && self.format == OutputFormat::Webp {
+            s.push_str("&anim=false");
+        }
         push_time(&mut s, self.at_ms);
         s
     }
+
+    /// A `cover` box: the source is cropped to its aspect ratio.
+    pub fn crops(&self) -> bool {
+        self.fit == Fit::Cover && self.width.is_some() && self.height.is_some()
+    }
+}
+
+/// Thousandths as the shortest decimal: 250 → `0.25`, 1000 → `1`.
+fn thousandths(v: u16) -> String {
+    if v.is_multiple_of(1000) {
+        return (v / 1000).to_string();
+    }
+    let digits = format!("{:03}", v % 1000);
+    format!("{}.{}", v / 1000, digits.trim_end_matches('0'))
 }
 
 /// `&t=<seconds>` (shortest decimal form) unless the time is 0, the default.
@@ -482,6 +636,74 @@ fn parse_int(param: &'static str, v: &str, min: u32, max: u32) -> Result<u32, Va
     match v.parse::<u64>() {
         Ok(n) if (min as u64..=max as u64).contains(&n) => Ok(n as u32),
         _ => Err(err()),
+    }
+}
+
+/// `g`, overridden by a focal point `fx`/`fy` (one alone: the other is 0.5).
+fn parse_gravity(
+    g: Option<&str>,
+    fx: Option<&str>,
+    fy: Option<&str>,
+) -> Result<Option<Gravity>, VariantError> {
+    let g = g
+        .map(|v| {
+            let v = v.to_ascii_lowercase();
+            if v == "auto" {
+                return Ok(Gravity::Auto);
+            }
+            EDGES
+                .iter()
+                .find(|(n, _)| *n == v)
+                .map(|(_, e)| Gravity::Edge(*e))
+                .ok_or_else(|| {
+                    VariantError::new(
+                        "g",
+                        "must be one of center, n, s, e, w, ne, nw, se, sw, auto",
+                    )
+                })
+        })
+        .transpose()?;
+    let fx = fx.map(|v| parse_fraction("fx", v)).transpose()?;
+    let fy = fy.map(|v| parse_fraction("fy", v)).transpose()?;
+    if fx.is_none() && fy.is_none() {
+        return Ok(g);
+    }
+    Ok(Some(Gravity::Focus {
+        x: fx.unwrap_or(500),
+        y: fy.unwrap_or(500),
+    }))
+}
+
+/// A number from 0 to 1 (digits and one dot), in thousandths, rounded.
+fn parse_fraction(param: &'static str, v: &str) -> Result<u16, VariantError> {
+    let err = || VariantError::new(param, "must be a number from 0 to 1, e.g. 0.25");
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || whole.len() > 1
+        || frac.len() > 9
+        || !digits(whole)
+        || !digits(frac)
+        || v.ends_with('.')
+    {
+        return Err(err());
+    }
+    let mut millionths = 0u64;
+    for (i, b) in frac.bytes().take(6).enumerate() {
+        millionths += (b - b'0') as u64 * 10u64.pow(5 - i as u32);
+    }
+    let value = (whole.as_bytes()[0] - b'0') as u64 * 1000 + (millionths + 500) / 1000;
+    match u16::try_from(value) {
+        Ok(t) if t <= 1000 && !(whole == "1" && frac.bytes().any(|b| b != b'0')) => Ok(t),
+        _ => Err(err()),
+    }
+}
+
+fn parse_bool(param: &'static str, v: &str) -> Result<bool, VariantError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(VariantError::new(param, "must be true or false")),
     }
 }
 
@@ -840,5 +1062,96 @@ mod tests {
             canon("w=10&h=10&fit=INSIDE&fmt=JPG", None),
             "w=10&h=10&fit=inside&fmt=jpeg&q=80"
         );
+    }
+
+    #[test]
+    fn gravity_and_focal_points_enter_the_key_only_where_there_is_a_crop() {
+        assert_eq!(
+            canon("w=10&h=10&g=NE", None),
+            "w=10&h=10&fit=cover&fmt=jpeg-or-png&q=80&g=ne"
+        );
+        assert_eq!(canon("w=10&h=10&g=center", None), canon("w=10&h=10", None));
+        assert_eq!(
+            canon("w=10&h=10&g=auto", None),
+            "w=10&h=10&fit=cover&fmt=jpeg-or-png&q=80&g=auto"
+        );
+        // A focal point overrides g; one coordinate alone centres the other.
+        assert_eq!(
+            canon("w=10&h=10&g=n&fx=0.25", None),
+            "w=10&h=10&fit=cover&fmt=jpeg-or-png&q=80&fx=0.25&fy=0.5"
+        );
+        assert_eq!(
+            canon("w=10&h=10&fx=1.0&fy=0", None),
+            canon("w=10&h=10&fx=1&fy=0.0000", None)
+        );
+        assert_eq!(
+            canon("w=10&h=10&fx=0.33333", None),
+            canon("w=10&h=10&fx=0.333", None)
+        );
+        // No crop: where it would be taken does not matter.
+        assert_eq!(canon("w=10&g=s", None), canon("w=10", None));
+        assert_eq!(
+            canon("w=10&h=10&fit=inside&fx=0.2", None),
+            canon("w=10&h=10&fit=inside", None)
+        );
+        for (q, param) in [
+            ("g=north", "g"),
+            ("g=", "g"),
+            ("fx=1.5", "fx"),
+            ("fx=-0.1", "fx"),
+            ("fx=.5", "fx"),
+            ("fy=nan", "fy"),
+            ("fy=1.", "fy"),
+            ("fy=1.0001", "fy"),
+            ("anim=yes", "anim"),
+        ] {
+            assert_eq!(parse(q).unwrap_err().param, param, "{q}");
+        }
+    }
+
+    #[test]
+    fn anim_false_splits_only_webp() {
+        let webp = Some("image/webp");
+        assert_eq!(
+            canon("w=10&anim=false", webp),
+            "w=10&fmt=webp&q=80&anim=false"
+        );
+        assert_eq!(canon("w=10&anim=true", webp), canon("w=10", webp));
+        assert_eq!(
+            canon("w=10&anim=0&fmt=png", None),
+            canon("w=10&fmt=png", None)
+        );
+    }
+
+    #[test]
+    fn presets_by_name() {
+        let thumb = VariantRequest::parse(Some("w=150&h=150&fmt=webp"), &cfg())
+            .unwrap()
+            .unwrap();
+        let with = |only: bool| VariantLimits {
+            presets: std::sync::Arc::new([Preset {
+                name: "thumb".into(),
+                request: thumb.clone(),
+            }]),
+            presets_only: only,
+            ..cfg()
+        };
+        let ask = |q: &str, c: &VariantLimits| Ask::parse(Some(q), None, c);
+        let c = with(false);
+        assert_eq!(ask("p=thumb", &c), ask("w=150&h=150&fmt=webp", &c));
+        assert_eq!(ask("p=nope", &c).unwrap_err().param, "p");
+        for other in ["w=1", "fmt=png", "t=1", "g=n", "anim=false", "q=50"] {
+            assert_eq!(
+                ask(&format!("p=thumb&{other}"), &c).unwrap_err().param,
+                "p",
+                "{other}"
+            );
+        }
+        // Only presets: everything else is refused; originals and fmt=json are not transforms.
+        let c = with(true);
+        assert!(ask("p=thumb", &c).is_ok());
+        assert_eq!(ask("w=150&h=150&fmt=webp", &c).unwrap_err().param, "p");
+        assert_eq!(ask("utm=1", &c), Ok(None));
+        assert!(matches!(ask("fmt=json", &c), Ok(Some(Ask::Info(_)))));
     }
 }

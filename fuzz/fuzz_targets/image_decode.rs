@@ -56,6 +56,14 @@ fuzz_target!(|data: &[u8]| {
         max_dimension: 4096,
         max_source_pixels: MAX_PIXELS,
         at_ms: 0,
+        // Every other input takes the content-aware crop and stays animated.
+        gravity: if data.len() % 3 == 0 {
+            mediaedge::variant::Gravity::Auto
+        } else {
+            mediaedge::variant::Gravity::CENTER
+        },
+        anim: true,
+        max_frames: 64,
     };
     if let Ok(out) = transform::process(data, media, &spec, &job) {
         assert!(!out.bytes.is_empty());

@@ -13,7 +13,7 @@
 //! <key>     the object key (decoded, no leading /), UTF-8, every byte
 //!           except A-Z a-z 0-9 - . _ ~ and / written %XX (uppercase hex)
 //! <params>  the transform parameters present in the URL, in the order
-//!           w h fit fmt q dpr, as name=<value>, joined by &; <value> is the
+//!           w h fit fmt q dpr g fx fy anim t p, as name=<value>, joined by &; <value> is the
 //!           decoded value encoded like <key>, / included; empty if none
 //! <exp>     the exp of the URL, in decimal
 //!
@@ -317,6 +317,11 @@ mod tests {
             None,
             None,
             None,
+            None,
+            None,
+            None,
+            None,
+            None,
         ];
         assert_eq!(
             canonical_v2("signed/cat one.jpg", &p, 1767225600),
@@ -335,6 +340,11 @@ mod tests {
             None,
             Some("a/b+c ~-._ü"),
             None,
+            None,
+            None,
+            None,
+            None,
+            None,
         ];
         assert_eq!(
             canonical_v2("x/a?b#c&d=e+f ~-._ü.jpg", &p, 7),
@@ -344,7 +354,20 @@ mod tests {
         assert_eq!(
             canonical_v1(
                 "signed/cat one.jpg",
-                &[Some("150"), None, None, None, None, None, None],
+                &[
+                    Some("150"),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None
+                ],
                 7
             ),
             "/signed/cat one.jpg?w=150&exp=7"
@@ -364,12 +387,38 @@ mod tests {
         assert_eq!(sig, "tUMxLSuBfIUuTKddwRiDTm55-Yy90mAf0DUNsDsN_ko");
         // The same with b"v2\n/a.jpg\nw=150\nexp=100" and
         // b"v2\n/signed/tom%20%26%20jerry.jpg\nw=150%26h%3D100\nexp=100".
-        let w = [Some("150"), None, None, None, None, None, None];
+        let w = [
+            Some("150"),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ];
         assert_eq!(
             signer.sign(&canonical_v2("a.jpg", &w, 100)),
             "XfCEVgMgz0rC16v-WbTe92x2D9XXuG19HDKNJxfKojA"
         );
-        let w = [Some("150&h=100"), None, None, None, None, None, None];
+        let w = [
+            Some("150&h=100"),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ];
         assert_eq!(
             signer.sign(&canonical_v2("signed/tom & jerry.jpg", &w, 100)),
             "tJ1xMJOBOtOmG0ZkmxwxkwyLkoxcXEPo0JO_jddLN6Y"
@@ -380,7 +429,20 @@ mod tests {
     fn round_trip_and_tampering() {
         let u = url(
             "signed/cat one.jpg",
-            [Some("150"), Some("100"), None, None, None, None, None],
+            [
+                Some("150"),
+                Some("100"),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            ],
             1000,
         );
         assert!(
@@ -450,7 +512,20 @@ mod tests {
 
     #[test]
     fn v1_within_and_after_its_window() {
-        let w = [Some("150"), Some("100"), None, None, None, None, None];
+        let w = [
+            Some("150"),
+            Some("100"),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ];
         let u = v1_url("signed/cat one.jpg", w, 1000);
         assert!(u.starts_with("/signed/cat%20one.jpg?w=150&h=100&exp=1000&sig="));
         assert_eq!(check(&u, 1000), Ok(Scheme::V1));
@@ -492,13 +567,39 @@ mod tests {
             assert_eq!(check(&u, 5), Err(SignatureFault::V1Ambiguous), "{u}");
             let u = v1_url(
                 "signed/a.jpg",
-                [Some(key), None, None, None, None, None, None],
+                [
+                    Some(key),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                ],
                 1000,
             );
             assert_eq!(check(&u, 5), Err(SignatureFault::V1Ambiguous), "{u}");
             let u = url(
                 &format!("signed/{key}.jpg"),
-                [Some(key), None, None, None, None, None, None],
+                [
+                    Some(key),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                ],
                 1000,
             );
             assert_eq!(check(&u, 5), Ok(Scheme::V2), "{u}");
@@ -506,12 +607,38 @@ mod tests {
         // v2 for w = "150&h=100" is not v2 for w=150, h=100, nor the reverse.
         let one = url(
             "signed/a.jpg",
-            [Some("150&h=100"), None, None, None, None, None, None],
+            [
+                Some("150&h=100"),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            ],
             1000,
         );
         let two = url(
             "signed/a.jpg",
-            [Some("150"), Some("100"), None, None, None, None, None],
+            [
+                Some("150"),
+                Some("100"),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            ],
             1000,
         );
         assert!(
@@ -578,7 +705,7 @@ mod tests {
         #[test]
         fn v2_strings_read_back_one_way(
             key in "[a-z/?&=#%+ \\n~.ü-]{1,12}",
-            params in proptest::array::uniform7(proptest::option::of("[0-9a-z/?&=#%+ \\n~.ü-]{0,8}")),
+            params in proptest::array::uniform12(proptest::option::of("[0-9a-z/?&=#%+ \\n~.ü-]{0,8}")),
             exp in proptest::num::u64::ANY,
         ) {
             let s = canonical_v2(&key, &params, exp);

@@ -127,8 +127,15 @@ impl RawConfig {
         }
         let secrets = read_secrets(env)?;
         let jwt = access::validate_jwt(self.jwt)?;
-        let transform = validate_transform(&self.transform)?;
+        let mut transform = validate_transform(&self.transform)?;
         let presets = upload::validate_presets(&self.preset, &transform.variants)?;
+        transform.variants.presets = presets
+            .iter()
+            .map(|p| crate::variant::Preset {
+                name: p.name.clone(),
+                request: p.request.clone(),
+            })
+            .collect();
         let storage = validate_storage(&self.storage)?;
         let cache = validate_cache(&self.cache)?;
         if let (Backend::Local { path }, Some(disk)) = (&storage.backend, &cache.disk) {

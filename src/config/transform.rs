@@ -25,6 +25,9 @@ pub struct RawTransform {
     pub memory_mb: u64,
     pub miss_rate_per_ip: u64,
     pub miss_burst_per_ip: u64,
+    pub presets_only: bool,
+    pub max_frames: u64,
+    pub reencode_queue: usize,
 }
 
 impl Default for RawTransform {
@@ -44,6 +47,9 @@ impl Default for RawTransform {
             memory_mb: 512,
             miss_rate_per_ip: 10,
             miss_burst_per_ip: 100,
+            presets_only: false,
+            max_frames: 500,
+            reencode_queue: 64,
         }
     }
 }
@@ -66,6 +72,10 @@ pub struct TransformConfig {
     /// how many it may start at once before that rate applies.
     pub miss_rate_per_ip: u32,
     pub miss_burst_per_ip: u32,
+    /// Frames an animated source may have to be made into an animation.
+    pub max_frames: u32,
+    /// Derivatives waiting for their high-effort re-encode (0: none are).
+    pub reencode_queue: usize,
 }
 
 /// For unit tests of modules that take a transform config.
@@ -157,6 +167,9 @@ pub(super) fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, 
             allowed_sizes,
             allowed_formats,
             allowed_qualities,
+            // Filled in once the `[[preset]]`s are checked (config/mod.rs).
+            presets: std::sync::Arc::new([]),
+            presets_only: raw.presets_only,
         },
         workers,
         queue: in_range("transform.queue", raw.queue as u64, 0, 1 << 20)? as usize,
@@ -180,5 +193,12 @@ pub(super) fn validate_transform(raw: &RawTransform) -> Result<TransformConfig, 
             1,
             1_000_000,
         )? as u32,
+        max_frames: in_range("transform.max_frames", raw.max_frames, 1, 100_000)? as u32,
+        reencode_queue: in_range(
+            "transform.reencode_queue",
+            raw.reencode_queue as u64,
+            0,
+            100_000,
+        )? as usize,
     })
 }

@@ -126,6 +126,8 @@ pub struct PresetConfig {
     /// What a viewer's request resolves to: one variant, or two for
     /// `format = "auto"` (WebP for browsers that accept it, JPEG/PNG otherwise).
     pub variants: Vec<Variant>,
+    /// The parameters as `?p=<name>` applies them (negotiated per request).
+    pub request: VariantRequest,
 }
 
 pub fn validate_presets(
@@ -162,6 +164,11 @@ pub fn validate_presets(
                 query.append_pair("q", &q.to_string());
             }
             let query = query.finish();
+            // A preset is what `presets_only` lets through: parsed without it.
+            let limits = &VariantLimits {
+                presets_only: false,
+                ..limits.clone()
+            };
             let request = VariantRequest::parse(Some(&query), limits)
                 .map_err(|e| ConfigError::key(&key, e))?
                 .ok_or_else(|| {
@@ -172,9 +179,16 @@ pub fn validate_presets(
             if other != variants[0] && other.canonical() != variants[0].canonical() {
                 variants.push(other);
             }
+            if raw[..i].iter().any(|o| o.name == p.name) {
+                return Err(ConfigError::key(
+                    &format!("{key}.name"),
+                    format!("'{}' is the name of an earlier preset", p.name),
+                ));
+            }
             Ok(PresetConfig {
                 name: p.name.clone(),
                 variants,
+                request,
             })
         })
         .collect()

@@ -9,8 +9,6 @@
 //! reference; both are checked against the JavaScript reference decoders in
 //! `tests/media_info.rs`.
 
-use std::io::Cursor;
-
 use base64::Engine as _;
 use serde::Serialize;
 
@@ -22,8 +20,6 @@ use crate::variant::{Fit, OutputFormat};
 /// Longest side of the decode the placeholders are computed from
 /// (ThumbHash accepts at most 100×100).
 pub const SIDE: u32 = 100;
-/// Frames counted at most; more is reported as this many.
-pub const MAX_COUNTED_FRAMES: u32 = 100_000;
 
 /// A point of the upright image, each coordinate 0..=1 from the left / top.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -55,8 +51,7 @@ pub struct Described {
     pub blurhash: String,
     /// The average colour, `#rrggbb` (transparent pixels count for nothing).
     pub color: String,
-    /// Where a content-aware crop centres: the centre until the saliency
-    /// analysis lands.
+    /// Where a content-aware crop (`g=auto`) centres (`saliency.rs`).
     pub focus: Focus,
 }
 
@@ -81,14 +76,17 @@ pub fn describe(
         format: OutputFormat::Png,
         thumbnails: !whole,
         at_ms,
+        gravity: crate::variant::Gravity::CENTER,
     };
     let rendered = render(src, media, &shape, job, &mut StageTimes::default())?;
     let (width, height) = rendered.upright;
     let frames = match media {
-        MediaType::Gif => gif_frames(src, job)?,
+        MediaType::Gif => super::animation::gif_facts(src, job)?.0,
         MediaType::Webp => webp::frames(src),
         _ => 1,
     };
+    // Upright already: the point as a crop of the upright image takes it.
+    let (fx, fy) = super::saliency::focus(&rendered.pixels);
     let (w, h, rgba) = rendered.pixels.into_rgba8();
     // The plan never exceeds its box; checked anyway, as `thumbhash` asserts it.
     if !(1..=SIDE).contains(&w) || !(1..=SIDE).contains(&h) {
@@ -108,7 +106,10 @@ pub fn describe(
             .encode(thumbhash::rgba_to_thumb_hash(w as usize, h as usize, &rgba)),
         blurhash: blurhash(w, h, &rgba)?,
         color: average_color(&rgba),
-        focus: Focus { x: 0.5, y: 0.5 },
+        focus: Focus {
+            x: (fx * 1000.0).round() / 1000.0,
+            y: (fy * 1000.0).round() / 1000.0,
+        },
     })
 }
 
@@ -141,26 +142,6 @@ fn average_color(rgba: &[u8]) -> String {
     )
 }
 
-/// Frames of a GIF, counted from the block structure without decompressing
-/// any (the `gif` crate skips the LZW data), up to [`MAX_COUNTED_FRAMES`].
-fn gif_frames(src: &[u8], job: &Job) -> Result<u32, TransformError> {
-    let mut options = gif::DecodeOptions::new();
-    options.skip_frame_decoding(true);
-    if let Some(limit) = std::num::NonZeroU64::new(16 << 20) {
-        options.set_memory_limit(gif::MemoryLimit::Bytes(limit));
-    }
-    let bad = |e: gif::DecodingError| TransformError::Undecodable(format!("GIF: {e}"));
-    let mut decoder = options.read_info(Cursor::new(src)).map_err(bad)?;
-    let mut frames = 0;
-    while frames < MAX_COUNTED_FRAMES && decoder.next_frame_info().map_err(bad)?.is_some() {
-        frames += 1;
-        if frames % 256 == 0 {
-            job.check()?;
-        }
-    }
-    Ok(frames)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,7 +169,17 @@ mod tests {
         assert_eq!((d.width, d.height, d.frames), (320, 240, Some(8)));
         let d = describe_file("anim_480x300_6f.webp", MediaType::Webp);
         assert_eq!((d.width, d.height, d.frames), (480, 300, Some(6)));
-        assert_eq!(d.focus, Focus { x: 0.5, y: 0.5 });
+    }
+
+    /// The focus is where g=auto centres: on the corpus' off-centre subject.
+    #[test]
+    fn focus_is_on_the_subject() {
+        let d = describe_file("offcentre_subject_2400x1200.jpg", MediaType::Jpeg);
+        assert!(
+            (d.focus.x - 0.81).abs() < 0.06 && (d.focus.y - 0.5).abs() < 0.1,
+            "{:?}",
+            d.focus
+        );
     }
 
     /// A phone HEIC is described from its 240x320 thumbnail, and says the
@@ -236,31 +227,5 @@ mod tests {
             "#808080"
         );
         assert_eq!(average_color(&[9, 9, 9, 0]), "#000000");
-    }
-
-    #[test]
-    fn a_gif_is_counted_without_decoding_its_frames() {
-        // A frame claiming 65535×65535 pixels and holding three bytes.
-        let mut gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff".to_vec();
-        for _ in 0..3 {
-            gif.extend_from_slice(b"\x2c\x00\x00\x00\x00\xff\xff\xff\xff\x00\x02\x02\x44\x01\x00");
-        }
-        gif.push(0x3b);
-        assert_eq!(gif_frames(&gif, &Job::unbounded()).unwrap(), 3);
-        assert!(gif_frames(b"GIF89a", &Job::unbounded()).is_err());
-    }
-
-    /// Counting stops at MAX_COUNTED_FRAMES, however many frames follow.
-    #[test]
-    fn frames_are_counted_up_to_a_bound() {
-        let mut gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff".to_vec();
-        for _ in 0..MAX_COUNTED_FRAMES + 10 {
-            gif.extend_from_slice(b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00");
-        }
-        gif.push(0x3b);
-        assert_eq!(
-            gif_frames(&gif, &Job::unbounded()).unwrap(),
-            MAX_COUNTED_FRAMES
-        );
     }
 }

@@ -121,6 +121,11 @@ impl Job {
         }
     }
 
+    /// The whole memory budget (`transform.memory_mb`), if the job has one.
+    pub fn budget_total(&self) -> Option<u64> {
+        self.budget.as_ref().map(|b| b.total)
+    }
+
     /// Takes `bytes` of the budget for the rest of the job.
     pub fn reserve(&self, bytes: u64) -> Result<Option<Reservation>, TransformError> {
         match &self.budget {

@@ -4,6 +4,7 @@
 //! [`process`] is pure and synchronous; [`Transformer`] runs it on a bounded
 //! blocking pool with a queue limit and a timeout.
 
+mod animation;
 mod color;
 mod describe;
 mod encode;
@@ -17,6 +18,7 @@ pub mod plan;
 mod png;
 mod pool;
 mod resize;
+pub mod saliency;
 mod source;
 pub mod verify;
 mod video;
@@ -28,7 +30,7 @@ pub use pool::{Admission, Transformer};
 pub use verify::{UploadLimits, read_staged, verify};
 
 use crate::media_type::MediaType;
-use crate::variant::{Fit, OutputFormat};
+use crate::variant::{Edge, Fit, Gravity, OutputFormat};
 
 /// Everything a transform needs to know besides the source bytes.
 #[derive(Debug, Clone)]
@@ -42,6 +44,37 @@ pub struct TransformSpec {
     pub max_source_pixels: u64,
     /// A video's frame to show, in milliseconds (ignored for images).
     pub at_ms: u64,
+    /// Where a `cover` crop is taken.
+    pub gravity: Gravity,
+    /// An animated GIF/WebP made into WebP stays animated.
+    pub anim: bool,
+    /// Frames an animation may have to stay animated (`transform.max_frames`).
+    pub max_frames: u32,
+}
+
+impl TransformSpec {
+    /// A still, centred transform to a box (tests, benchmarks, fuzzing).
+    pub fn new(
+        width: Option<u32>,
+        height: Option<u32>,
+        fit: Fit,
+        format: OutputFormat,
+        quality: u8,
+    ) -> Self {
+        Self {
+            width,
+            height,
+            fit,
+            format,
+            quality,
+            max_dimension: 4096,
+            max_source_pixels: 100_000_000,
+            at_ms: 0,
+            gravity: Gravity::CENTER,
+            anim: true,
+            max_frames: 500,
+        }
+    }
 }
 
 /// An encoded derivative.
@@ -127,6 +160,15 @@ pub fn process_profiled(
     job: &Job,
 ) -> Result<(Encoded, StageTimes), TransformError> {
     let mut times = StageTimes::default();
+    if spec.anim
+        && spec.format == OutputFormat::Webp
+        && let Some(anim) = animation::probe(src, media, spec.max_source_pixels, job)?
+    {
+        let clock = std::time::Instant::now();
+        let encoded = animation::process(src, media, &anim, spec, job)?;
+        times.encode = clock.elapsed();
+        return Ok((encoded, times));
+    }
     let shape = Shape {
         width: spec.width,
         height: spec.height,
@@ -136,6 +178,7 @@ pub fn process_profiled(
         format: spec.format,
         thumbnails: true,
         at_ms: spec.at_ms,
+        gravity: spec.gravity,
     };
     let rendered = render(src, media, &shape, job, &mut times)?;
     // The reservation covers the encoder too: held until it has finished.
@@ -171,6 +214,7 @@ struct Shape {
     thumbnails: bool,
     /// A video's frame, in milliseconds.
     at_ms: u64,
+    gravity: Gravity,
 }
 
 /// What [`render`] gives.
@@ -221,6 +265,18 @@ fn render(
     let decoded_size = (decoded.width, decoded.height);
     job.check()?;
     lap(&mut times.decode);
+    let crops = shape.fit == Fit::Cover && shape.width.is_some() && shape.height.is_some();
+    let plan = if crops {
+        anchor(
+            plan,
+            (info.width, info.height),
+            info.orientation,
+            shape.gravity,
+            &decoded,
+        )
+    } else {
+        plan
+    };
 
     // The plan's crop is in full-size stored coordinates; the decoder may have shrunk.
     let (sx, sy) = (
@@ -260,22 +316,42 @@ fn render(
     })
 }
 
+/// The plan's crop moved where `gravity` says (the centre stays as
+/// planned); `g=auto` looks at the decoded pixels, which are in the stored
+/// orientation.
+fn anchor(
+    plan: plan::Plan,
+    stored: (u32, u32),
+    o: u8,
+    gravity: Gravity,
+    decoded: &pixels::Pixels,
+) -> plan::Plan {
+    match gravity {
+        Gravity::Edge(Edge::Center) => plan,
+        Gravity::Edge(e) => {
+            let (x, y) = e.alignment();
+            plan.anchored(stored, o, plan::Anchor::Align(x, y))
+        }
+        Gravity::Focus { x, y } => plan.anchored(
+            stored,
+            o,
+            plan::Anchor::Focus(x as f64 / 1000.0, y as f64 / 1000.0),
+        ),
+        Gravity::Auto => {
+            let (s, t) = saliency::focus(decoded);
+            let (u, v) = plan::stored_to_upright(o, s, t);
+            plan.anchored(stored, o, plan::Anchor::Focus(u, v))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::corpus;
 
     fn spec(w: u32, h: u32) -> TransformSpec {
-        TransformSpec {
-            width: Some(w),
-            height: Some(h),
-            fit: Fit::Cover,
-            format: OutputFormat::Webp,
-            quality: 80,
-            max_dimension: 4096,
-            max_source_pixels: 100_000_000,
-            at_ms: 0,
-        }
+        TransformSpec::new(Some(w), Some(h), Fit::Cover, OutputFormat::Webp, 80)
     }
 
     /// A 12 MP JPEG is never decoded at full size for a preview.

@@ -4,9 +4,10 @@
 //!
 //! Rules: never enlarge. When the box is larger than the (upright) source, it
 //! is shrunk *keeping its aspect ratio* until it fits, so a square thumbnail
-//! of a small picture is still square. Crops are centred, which is why the
-//! crop can be computed upright and mapped back to stored coordinates by a
-//! plain width/height swap.
+//! of a small picture is still square. Crops are centred by [`Plan::new`]
+//! (the size is all the decoder needs to know); [`Plan::anchored`] moves
+//! the crop to an edge, a corner or a focal point of the *upright* image and
+//! maps it back to stored coordinates through the orientation.
 
 use crate::variant::Fit;
 
@@ -27,6 +28,46 @@ pub struct Plan {
     pub resize_to: (u32, u32),
     /// Final output size, upright (after the EXIF orientation is applied).
     pub output: (u32, u32),
+}
+
+/// Where a crop goes, in fractions of the upright image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Anchor {
+    /// The crop's offset as a fraction of the room it leaves on each axis
+    /// (0: left / top edge, 1: right / bottom edge).
+    Align(f64, f64),
+    /// Centred on this point as far as the image allows.
+    Focus(f64, f64),
+}
+
+/// The stored-image fractions of an upright point, for EXIF orientation
+/// `o` (the index mapping of `orient.rs`, as fractions).
+pub fn upright_to_stored(o: u8, u: f64, v: f64) -> (f64, f64) {
+    match o {
+        2 => (1.0 - u, v),
+        3 => (1.0 - u, 1.0 - v),
+        4 => (u, 1.0 - v),
+        5 => (v, u),
+        6 => (v, 1.0 - u),
+        7 => (1.0 - v, 1.0 - u),
+        8 => (1.0 - v, u),
+        _ => (u, v),
+    }
+}
+
+/// The upright fractions of a stored-image point (the inverse of
+/// [`upright_to_stored`]).
+pub fn stored_to_upright(o: u8, s: f64, t: f64) -> (f64, f64) {
+    match o {
+        2 => (1.0 - s, t),
+        3 => (1.0 - s, 1.0 - t),
+        4 => (s, 1.0 - t),
+        5 => (t, s),
+        6 => (1.0 - t, s),
+        7 => (1.0 - t, 1.0 - s),
+        8 => (t, 1.0 - s),
+        _ => (s, t),
+    }
 }
 
 /// Whether an EXIF orientation swaps width and height (5..=8).
@@ -83,6 +124,32 @@ impl Plan {
         }
     }
 
+    /// The same crop size, moved to `anchor` of the upright image; the
+    /// source is `stored` pixels with EXIF orientation `orientation`.
+    pub fn anchored(mut self, stored: (u32, u32), orientation: u8, anchor: Anchor) -> Self {
+        let (sw, sh) = (stored.0.max(1) as f64, stored.1.max(1) as f64);
+        let swap = swaps_axes(orientation);
+        let (uw, uh) = if swap { (sh, sw) } else { (sw, sh) };
+        let (cw, ch) = if swap {
+            (self.crop.h, self.crop.w)
+        } else {
+            (self.crop.w, self.crop.h)
+        };
+        let (room_x, room_y) = ((uw - cw).max(0.0), (uh - ch).max(0.0));
+        let (ux, uy) = match anchor {
+            Anchor::Align(ax, ay) => (room_x * ax.clamp(0.0, 1.0), room_y * ay.clamp(0.0, 1.0)),
+            Anchor::Focus(fx, fy) => (
+                (fx * uw - cw / 2.0).clamp(0.0, room_x),
+                (fy * uh - ch / 2.0).clamp(0.0, room_y),
+            ),
+        };
+        let a = upright_to_stored(orientation, ux / uw, uy / uh);
+        let b = upright_to_stored(orientation, (ux + cw) / uw, (uy + ch) / uh);
+        self.crop.x = (a.0.min(b.0) * sw).clamp(0.0, (sw - self.crop.w).max(0.0));
+        self.crop.y = (a.1.min(b.1) * sh).clamp(0.0, (sh - self.crop.h).max(0.0));
+        self
+    }
+
     /// The largest of `factors` (denominators, e.g. 8, 4, 2, 1) by which the
     /// decoder may shrink the image so the crop still has at least as many
     /// pixels as the resize target on both axes — libvips' shrink-on-load.
@@ -136,6 +203,50 @@ mod tests {
         let p = plan((4032, 3024), 1, Some(500), Some(700), Fit::Cover);
         assert_eq!(p.output, (500, 700));
         assert!((p.crop.w - 2160.0).abs() < 1e-6 && p.crop.h == 3024.0);
+    }
+
+    #[test]
+    fn anchors_move_the_crop_in_the_upright_image() {
+        let p = plan((4032, 3024), 1, Some(150), Some(150), Fit::Cover);
+        let at = |o, a| p.anchored((4032, 3024), o, a).crop;
+        // Landscape, upright: the crop is 3024 wide, 1008 of room.
+        assert_eq!(at(1, Anchor::Align(0.0, 0.5)).x, 0.0);
+        assert_eq!(at(1, Anchor::Align(1.0, 0.5)).x, 1008.0);
+        assert_eq!(at(1, Anchor::Align(0.5, 0.5)), p.crop);
+        // A focal point is clamped at the edges.
+        assert_eq!(at(1, Anchor::Focus(0.9, 0.5)).x, 1008.0);
+        assert_eq!(at(1, Anchor::Focus(0.5, 0.5)).x, 504.0);
+        assert!((at(1, Anchor::Focus(0.45, 0.5)).x - (0.45 * 4032.0 - 1512.0)).abs() < 1e-6);
+        // Stored landscape, shown portrait (6: turned 90° clockwise): upright
+        // north is stored west; (8: counter-clockwise) upright north is east.
+        let p = plan((4032, 3024), 6, Some(150), Some(150), Fit::Cover);
+        assert_eq!(
+            p.anchored((4032, 3024), 6, Anchor::Align(0.5, 0.0)).crop.x,
+            0.0
+        );
+        assert_eq!(
+            p.anchored((4032, 3024), 6, Anchor::Align(0.5, 1.0)).crop.x,
+            1008.0
+        );
+        assert_eq!(
+            p.anchored((4032, 3024), 8, Anchor::Align(0.5, 0.0)).crop.x,
+            1008.0
+        );
+        // Mirrored (2): upright west is stored east.
+        let p = plan((4032, 3024), 2, Some(150), Some(150), Fit::Cover);
+        assert_eq!(
+            p.anchored((4032, 3024), 2, Anchor::Align(0.0, 0.5)).crop.x,
+            1008.0
+        );
+    }
+
+    #[test]
+    fn point_mappings_are_inverse() {
+        for o in 1..=8 {
+            let (s, t) = upright_to_stored(o, 0.2, 0.7);
+            let (u, v) = stored_to_upright(o, s, t);
+            assert!((u - 0.2).abs() < 1e-12 && (v - 0.7).abs() < 1e-12, "{o}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! WebP through libwebp: header probe, scaled decode (libwebp shrinks while
-//! decoding, like libvips' `webpload shrink`), first frame of an animation,
-//! and lossy/alpha encode via the `webp` crate.
+//! decoding, like libvips' `webpload shrink`), an animation's frames one at
+//! a time, lossy/alpha encode via the `webp` crate, and animations encoded
+//! frame by frame.
 //!
 //! The decode side uses `libwebp-sys` directly because the `webp` crate
 //! exposes neither scaled decoding nor single-frame animation access; it is
@@ -153,38 +154,216 @@ pub fn decode(
 }
 
 fn first_frame(src: &[u8], header: &WebpHeader) -> Result<Pixels, TransformError> {
+    let mut frames = AnimFrames::new(src)?;
     let (w, h) = (header.width, header.height);
-    // SAFETY: the decoder borrows `src` only until it is deleted below; the
-    // frame buffer it returns is canvas_width × canvas_height × 4 bytes and is
-    // copied before the decoder is deleted.
-    unsafe {
-        let mut opts: sys::WebPAnimDecoderOptions = std::mem::zeroed();
-        if sys::WebPAnimDecoderOptionsInit(&mut opts) == 0 {
-            return Err(TransformError::Internal("libwebp version mismatch".into()));
+    let canvas = frames
+        .next()?
+        .ok_or_else(|| TransformError::Undecodable("WebP: first frame does not decode".into()))?
+        .0;
+    Ok(Pixels::new_u8(w, h, Channels::Rgba, canvas.to_vec()))
+}
+
+/// The frames of an animated WebP, composed on its canvas (blending and
+/// disposal applied by libwebp's `WebPAnimDecoder`), one at a time: only
+/// the canvas and the previous one are held.
+pub struct AnimFrames<'a> {
+    dec: std::ptr::NonNull<sys::WebPAnimDecoder>,
+    pub info: sys::WebPAnimInfo,
+    _src: std::marker::PhantomData<&'a [u8]>,
+}
+
+impl<'a> AnimFrames<'a> {
+    pub fn new(src: &'a [u8]) -> Result<Self, TransformError> {
+        // SAFETY: the decoder borrows `src` (tied to 'a) until it is deleted
+        // in Drop; options and info are plain structs libwebp fills.
+        unsafe {
+            let mut opts: sys::WebPAnimDecoderOptions = std::mem::zeroed();
+            if sys::WebPAnimDecoderOptionsInit(&mut opts) == 0 {
+                return Err(TransformError::Internal("libwebp version mismatch".into()));
+            }
+            opts.color_mode = sys::WEBP_CSP_MODE::MODE_RGBA;
+            opts.use_threads = 0;
+            let data = sys::WebPData {
+                bytes: src.as_ptr(),
+                size: src.len(),
+            };
+            let dec = std::ptr::NonNull::new(sys::WebPAnimDecoderNew(&data, &opts))
+                .ok_or_else(|| TransformError::Undecodable("WebP: invalid animation".into()))?;
+            // Owned from here: dropped (deleted) on the error path too.
+            let mut frames = Self {
+                dec,
+                info: sys::WebPAnimInfo::default(),
+                _src: std::marker::PhantomData,
+            };
+            if sys::WebPAnimDecoderGetInfo(dec.as_ptr(), &mut frames.info) == 0 {
+                return Err(TransformError::Undecodable(
+                    "WebP: invalid animation".into(),
+                ));
+            }
+            Ok(frames)
         }
-        opts.color_mode = sys::WEBP_CSP_MODE::MODE_RGBA;
-        opts.use_threads = 0;
-        let data = sys::WebPData {
-            bytes: src.as_ptr(),
-            size: src.len(),
-        };
-        let dec = sys::WebPAnimDecoderNew(&data, &opts);
-        if dec.is_null() {
-            return Err(TransformError::Undecodable(
-                "WebP: invalid animation".into(),
+    }
+
+    /// The next composed frame (canvas width × height RGBA, valid until the
+    /// next call) and the time it ends, in milliseconds from the start.
+    pub fn next(&mut self) -> Result<Option<(&[u8], i32)>, TransformError> {
+        let len = self.info.canvas_width as usize * self.info.canvas_height as usize * 4;
+        // SAFETY: libwebp returns a pointer to its canvas of `len` bytes,
+        // valid until the next GetNext or Delete; the borrow of `self` holds both off.
+        unsafe {
+            if sys::WebPAnimDecoderHasMoreFrames(self.dec.as_ptr()) == 0 {
+                return Ok(None);
+            }
+            let mut frame: *mut u8 = std::ptr::null_mut();
+            let mut timestamp = 0;
+            if sys::WebPAnimDecoderGetNext(self.dec.as_ptr(), &mut frame, &mut timestamp) == 0
+                || frame.is_null()
+            {
+                return Err(TransformError::Undecodable(
+                    "WebP: a frame does not decode".into(),
+                ));
+            }
+            Ok(Some((std::slice::from_raw_parts(frame, len), timestamp)))
+        }
+    }
+}
+
+impl Drop for AnimFrames<'_> {
+    fn drop(&mut self) {
+        // SAFETY: made by WebPAnimDecoderNew, deleted once.
+        unsafe { sys::WebPAnimDecoderDelete(self.dec.as_ptr()) }
+    }
+}
+
+/// An animated WebP written frame by frame through libwebp's
+/// `WebPAnimEncoder`, which encodes each frame as it is added and keeps only
+/// the previous canvas (the `webp` crate's wrapper holds every frame until
+/// the end, which for a long animation is the whole decoded file again).
+pub struct AnimEncoder {
+    enc: std::ptr::NonNull<sys::WebPAnimEncoder>,
+    config: sys::WebPConfig,
+    width: u32,
+    height: u32,
+}
+
+// SAFETY: the encoder is owned (no shared state) and used from one thread at a time.
+unsafe impl Send for AnimEncoder {}
+
+impl AnimEncoder {
+    /// `loop_count`: plays this many times, 0 forever; `quality` and
+    /// `method` as for stills.
+    pub fn new(
+        width: u32,
+        height: u32,
+        loop_count: u32,
+        quality: u8,
+        method: i32,
+    ) -> Result<Self, TransformError> {
+        let internal = |m: &str| TransformError::Internal(format!("libwebp animation: {m}"));
+        let mut config = sys::WebPConfig::new().map_err(|()| internal("config"))?;
+        config.quality = quality as f32;
+        config.method = method;
+        // SAFETY: plain structs initialised by libwebp; the encoder is
+        // deleted in Drop.
+        unsafe {
+            let mut opts: sys::WebPAnimEncoderOptions = std::mem::zeroed();
+            if sys::WebPAnimEncoderOptionsInitInternal(&mut opts, sys::WEBP_MUX_ABI_VERSION as _)
+                == 0
+            {
+                return Err(internal("version mismatch"));
+            }
+            opts.anim_params.loop_count = loop_count.min(65535) as i32;
+            // No forced key frames (as libvips and sharp do): each frame is
+            // tried as a sub-rectangle of the previous one only.
+            opts.kmax = i32::MAX;
+            opts.kmin = i32::MAX - 1;
+            let enc = sys::WebPAnimEncoderNewInternal(
+                width as i32,
+                height as i32,
+                &opts,
+                sys::WEBP_MUX_ABI_VERSION as _,
+            );
+            let enc = std::ptr::NonNull::new(enc).ok_or_else(|| internal("no encoder"))?;
+            Ok(Self {
+                enc,
+                config,
+                width,
+                height,
+            })
+        }
+    }
+
+    /// Adds a frame of RGBA pixels shown from `timestamp_ms`.
+    pub fn add(&mut self, rgba: &[u8], timestamp_ms: i32) -> Result<(), TransformError> {
+        if rgba.len() != self.width as usize * self.height as usize * 4 {
+            return Err(TransformError::Internal(
+                "animation frame of the wrong size".into(),
             ));
         }
-        let mut frame: *mut u8 = std::ptr::null_mut();
-        let mut timestamp = 0;
-        let ok =
-            sys::WebPAnimDecoderGetNext(dec, &mut frame, &mut timestamp) != 0 && !frame.is_null();
-        let pixels =
-            ok.then(|| std::slice::from_raw_parts(frame, w as usize * h as usize * 4).to_vec());
-        sys::WebPAnimDecoderDelete(dec);
-        let pixels = pixels.ok_or_else(|| {
-            TransformError::Undecodable("WebP: first frame does not decode".into())
-        })?;
-        Ok(Pixels::new_u8(w, h, Channels::Rgba, pixels))
+        // SAFETY: the picture is initialised by libwebp, imports a copy of
+        // `rgba` (checked above to be width × height × 4) and is freed on every path.
+        unsafe {
+            let mut pic = sys::WebPPicture::new()
+                .map_err(|()| TransformError::Internal("libwebp picture".into()))?;
+            pic.use_argb = 1;
+            pic.width = self.width as i32;
+            pic.height = self.height as i32;
+            let ok = sys::WebPPictureImportRGBA(&mut pic, rgba.as_ptr(), self.width as i32 * 4)
+                != 0
+                && sys::WebPAnimEncoderAdd(self.enc.as_ptr(), &mut pic, timestamp_ms, &self.config)
+                    != 0;
+            sys::WebPPictureFree(&mut pic);
+            if !ok {
+                return Err(self.error());
+            }
+        }
+        Ok(())
+    }
+
+    /// The animation, its last frame ending at `end_ms`.
+    pub fn finish(self, end_ms: i32) -> Result<Vec<u8>, TransformError> {
+        // SAFETY: a null frame ends the animation; the assembled data is
+        // libwebp's, copied and freed here.
+        unsafe {
+            if sys::WebPAnimEncoderAdd(
+                self.enc.as_ptr(),
+                std::ptr::null_mut(),
+                end_ms,
+                std::ptr::null(),
+            ) == 0
+            {
+                return Err(self.error());
+            }
+            let mut data = sys::WebPData::default();
+            if sys::WebPAnimEncoderAssemble(self.enc.as_ptr(), &mut data) == 0
+                || data.bytes.is_null()
+            {
+                return Err(self.error());
+            }
+            let out = std::slice::from_raw_parts(data.bytes, data.size).to_vec();
+            sys::WebPDataClear(&mut data);
+            Ok(out)
+        }
+    }
+
+    fn error(&self) -> TransformError {
+        // SAFETY: libwebp returns a NUL-terminated string it owns (or null).
+        let msg = unsafe {
+            let p = sys::WebPAnimEncoderGetError(self.enc.as_ptr());
+            if p.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        };
+        TransformError::Internal(format!("libwebp animation encoder: {msg}"))
+    }
+}
+
+impl Drop for AnimEncoder {
+    fn drop(&mut self) {
+        // SAFETY: made by WebPAnimEncoderNew, deleted once.
+        unsafe { sys::WebPAnimEncoderDelete(self.enc.as_ptr()) }
     }
 }
 

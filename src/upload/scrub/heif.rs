@@ -526,16 +526,7 @@ mod tests {
             assert!(!contains(&out, b"CorpusPhone"), "{file}");
             assert!(contains(&src, b"CorpusPhone"), "{file}");
             assert_eq!(scrub(&out).unwrap(), out, "{file}: a fixed point");
-            let spec = TransformSpec {
-                width: Some(300),
-                height: Some(300),
-                fit: Fit::Inside,
-                format: OutputFormat::Png,
-                quality: 80,
-                max_dimension: 4096,
-                max_source_pixels: 100_000_000,
-                at_ms: 0,
-            };
+            let spec = TransformSpec::new(Some(300), Some(300), Fit::Inside, OutputFormat::Png, 80);
             let job = Job::unbounded();
             let a = process(&src, media, &spec, &job).unwrap();
             let b = process(&out, media, &spec, &job).unwrap();
