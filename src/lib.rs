@@ -21,6 +21,7 @@ pub mod media_type;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
+pub mod reencode;
 pub mod route_prefix;
 pub mod server;
 pub mod slices;

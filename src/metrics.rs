@@ -33,6 +33,8 @@ pub const JWKS_REFRESHES: &str = "mediaedge_jwks_refreshes_total";
 pub const UPLOADS: &str = "mediaedge_uploads_total";
 pub const UPLOAD_BYTES: &str = "mediaedge_upload_bytes_total";
 pub const PRESETS: &str = "mediaedge_presets_total";
+pub const REENCODES: &str = "mediaedge_reencode_total";
+pub const REENCODE_BYTES_SAVED: &str = "mediaedge_reencode_saved_bytes_total";
 pub const STALE_SERVED: &str = "mediaedge_stale_served_total";
 pub const CONNECTIONS_REFUSED: &str = "mediaedge_connections_refused_total";
 pub const DERIVATIVES_SENT: &str = "mediaedge_derivatives_sent_total";
@@ -114,6 +116,14 @@ pub fn install() -> Result<PrometheusHandle, String> {
     );
     describe_counter!(UPLOAD_BYTES, "Bytes of published uploads");
     describe_counter!(PRESETS, "Preset variants made after uploads, by outcome");
+    describe_counter!(
+        REENCODES,
+        "Background high-effort re-encodes of derivatives, by outcome (smaller: replaced)"
+    );
+    describe_counter!(
+        REENCODE_BYTES_SAVED,
+        "Bytes the background re-encodes took off cached derivatives"
+    );
     describe_counter!(
         CONNECTIONS_REFUSED,
         "Connections answered 503 because server.max_connections were open"
@@ -300,6 +310,16 @@ pub fn upload_bytes(bytes: u64) {
 
 pub fn preset_made(outcome: &'static str) {
     counter!(PRESETS, "outcome" => outcome).increment(1);
+}
+
+/// A background re-encode's end: `smaller` (replaced), `kept` (no smaller
+/// encoding at an equal score), `yielded` (a request's transform came
+/// first), `dropped` (queue full), `gone` (source or entry gone), `error`.
+pub fn reencoded(outcome: &'static str, saved_bytes: u64) {
+    counter!(REENCODES, "outcome" => outcome).increment(1);
+    if saved_bytes > 0 {
+        counter!(REENCODE_BYTES_SAVED).increment(saved_bytes);
+    }
 }
 
 pub fn stale_served() {

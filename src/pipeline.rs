@@ -22,6 +22,7 @@ use crate::key::ObjectKey;
 use crate::media_info::MediaInfo;
 use crate::media_type::MediaType;
 use crate::metrics;
+use crate::reencode::{Candidate, Derivatives, Reencoder};
 use crate::slices::{Parts, SliceError, Slices};
 use crate::store::{OriginalMeta, Store, StoreError};
 use crate::transform::{self, TransformError, TransformSpec, Transformer};
@@ -86,6 +87,8 @@ struct Inner {
     miss_rate: Option<MissRate>,
     /// Large originals, in cached slices.
     slices: Slices,
+    /// Misses' derivatives, made again with more effort when idle.
+    reencoder: std::sync::OnceLock<Reencoder>,
 }
 
 impl Pipeline {
@@ -106,8 +109,20 @@ impl Pipeline {
                 transformer,
                 cfg,
                 shared,
+                reencoder: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Starts the background re-encode of misses' derivatives
+    /// (`transform.reencode_queue`; `reencode.rs`).
+    pub fn start_reencoder(&self) {
+        let r = Reencoder::start(
+            self.inner.cfg.reencode_queue,
+            self.inner.transformer.clone(),
+            self.clone(),
+        );
+        let _ = self.inner.reencoder.set(r);
     }
 
     /// Brings the cache-size gauges up to date (for `/_/metrics`).
@@ -273,16 +288,30 @@ impl Pipeline {
                     anim: variant.anim,
                     max_frames: cfg.max_frames,
                 };
+                let reencode = self
+                    .inner
+                    .reencoder
+                    .get()
+                    .map(|r| (r.clone(), spec.clone()));
                 let encoded = admission
                     .run(move |job| transform::process(&src, media, &spec, job))
                     .await?;
-                Derivative::new(
+                let d = Derivative::new(
                     Bytes::from(encoded.bytes),
                     encoded.media,
                     meta.last_modified,
                     encoded.width,
                     encoded.height,
-                )
+                );
+                if let Some((r, spec)) = reencode {
+                    r.offer(Candidate {
+                        key: dkey.clone(),
+                        meta: meta.clone(),
+                        spec,
+                        fast: d.clone(),
+                    });
+                }
+                d
             }
             Ask::Info(at) => {
                 let (max, at_ms) = (cfg.max_source_pixels, at.at_ms);
@@ -368,6 +397,33 @@ impl Pipeline {
                 store.read_all(&k, &m, max).await.map_err(FetchError::from)
             })
             .await
+    }
+}
+
+impl Derivatives for Pipeline {
+    async fn source(&self, key: &ObjectKey, meta: &Arc<OriginalMeta>) -> Option<Bytes> {
+        self.original_bytes(key, meta).await.ok().map(|(b, _)| b)
+    }
+
+    async fn replace(&self, key: &DerivativeKey, fast_etag: &str, better: Derivative) -> bool {
+        if !self
+            .inner
+            .cache
+            .replace_derivative(key, fast_etag, better.clone())
+            .await
+        {
+            return false;
+        }
+        if let Some(disk) = self.inner.cache.disk() {
+            disk.put(key, &better);
+        }
+        if self.inner.shared {
+            self.inner
+                .store
+                .put_shared(&key.object, &key.etag, &key.variant, better.body)
+                .await;
+        }
+        true
     }
 }
 

@@ -63,6 +63,7 @@ pub async fn build_state(
         config.cache.shared,
         config.cache.slice_bytes,
     );
+    pipeline.start_reencoder();
     if config.secrets.signing_secret.is_some() && config.upload.base_url.is_none() {
         tracing::warn!(
             "uploads are on without upload.base_url: presigned URLs are built from each \

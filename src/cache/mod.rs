@@ -396,6 +396,24 @@ impl Cache {
             .await
     }
 
+    /// Puts `better` in the place of the derivative `key` held in memory, if
+    /// that still is the one with `etag` (not purged, replaced or evicted
+    /// since); whether it did.
+    pub async fn replace_derivative(
+        &self,
+        key: &DerivativeKey,
+        etag: &str,
+        better: Derivative,
+    ) -> bool {
+        match self.derivatives.get(key).await {
+            Some(d) if &*d.etag == etag => {
+                self.derivatives.insert(key.clone(), better).await;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A slice of a large original (`crate::slices`): its own memory tier,
     /// the derivatives' disk tier, purged with its object.
     pub async fn slice<F, E>(

@@ -16,6 +16,18 @@ use crate::variant::OutputFormat;
 /// with SSIM 0.948 (sharp's libaom default: 0.947 in 1.1 s), 10 takes 110 ms
 /// but falls below sharp's quality (0.945).
 const AVIF_SPEED: u8 = 9;
+/// rav1e speed of the background re-encode (`transform::polish`).
+const AVIF_BEST_SPEED: u8 = 6;
+
+/// How hard an encoder works: `Fast` on a miss (someone is waiting),
+/// `Best` in the background re-encode — libwebp method 6, mozjpeg's trellis
+/// quantisation and optimised progressive scans, a slower AVIF speed, PNG's
+/// best compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    Fast,
+    Best,
+}
 
 /// The concrete format `format` means for this image.
 pub fn concrete(format: OutputFormat, uses_alpha: bool) -> MediaType {
@@ -35,7 +47,17 @@ pub fn concrete(format: OutputFormat, uses_alpha: bool) -> MediaType {
 /// pixels for JPEG) can be several times longer, which the soak run showed
 /// as memory growing past the configured cache size.
 pub fn encode(pixels: Pixels, media: MediaType, quality: u8) -> Result<Vec<u8>, TransformError> {
-    let mut bytes = encode_with_spare(pixels, media, quality)?;
+    encode_with(pixels, media, quality, Effort::Fast)
+}
+
+/// [`encode`] at a chosen effort.
+pub fn encode_with(
+    pixels: Pixels,
+    media: MediaType,
+    quality: u8,
+    effort: Effort,
+) -> Result<Vec<u8>, TransformError> {
+    let mut bytes = encode_with_spare(pixels, media, quality, effort)?;
     bytes.shrink_to_fit();
     Ok(bytes)
 }
@@ -44,7 +66,9 @@ fn encode_with_spare(
     pixels: Pixels,
     media: MediaType,
     quality: u8,
+    effort: Effort,
 ) -> Result<Vec<u8>, TransformError> {
+    let best = effort == Effort::Best;
     let alpha = pixels.uses_alpha();
     let (w, h, channels, data) = pixels.into_u8();
     // Opaque RGBA is sent as RGB: smaller files, and JPEG needs it.
@@ -54,18 +78,30 @@ fn encode_with_spare(
     };
     match media {
         MediaType::Jpeg => match channels {
-            Channels::Rgba => jpeg::encode(&flatten_on_white(&data), Channels::Rgb, w, h, quality),
-            _ => jpeg::encode(&data, channels, w, h, quality),
+            Channels::Rgba => {
+                jpeg::encode(&flatten_on_white(&data), Channels::Rgb, w, h, quality, best)
+            }
+            _ => jpeg::encode(&data, channels, w, h, quality, best),
         },
-        MediaType::Webp => match channels {
-            Channels::Gray => webp::encode(&gray_to_rgb(&data), Channels::Rgb, w, h, quality),
-            _ => webp::encode(&data, channels, w, h, quality),
-        },
-        MediaType::Png => encode_png(&data, channels, w, h),
-        MediaType::Avif => match channels {
-            Channels::Gray => encode_avif(&gray_to_rgb(&data), Channels::Rgb, w, h, quality),
-            _ => encode_avif(&data, channels, w, h, quality),
-        },
+        MediaType::Webp => {
+            let method = if best { 6 } else { 4 };
+            match channels {
+                Channels::Gray => {
+                    webp::encode(&gray_to_rgb(&data), Channels::Rgb, w, h, quality, method)
+                }
+                _ => webp::encode(&data, channels, w, h, quality, method),
+            }
+        }
+        MediaType::Png => encode_png(&data, channels, w, h, best),
+        MediaType::Avif => {
+            let speed = if best { AVIF_BEST_SPEED } else { AVIF_SPEED };
+            match channels {
+                Channels::Gray => {
+                    encode_avif(&gray_to_rgb(&data), Channels::Rgb, w, h, quality, speed)
+                }
+                _ => encode_avif(&data, channels, w, h, quality, speed),
+            }
+        }
         other => Err(TransformError::Internal(format!(
             "no encoder for {}",
             other.mime()
@@ -73,14 +109,25 @@ fn encode_with_spare(
     }
 }
 
-fn encode_png(data: &[u8], channels: Channels, w: u32, h: u32) -> Result<Vec<u8>, TransformError> {
+fn encode_png(
+    data: &[u8],
+    channels: Channels,
+    w: u32,
+    h: u32,
+    best: bool,
+) -> Result<Vec<u8>, TransformError> {
     let color = match channels {
         Channels::Gray => image::ExtendedColorType::L8,
         Channels::Rgb => image::ExtendedColorType::Rgb8,
         Channels::Rgba => image::ExtendedColorType::Rgba8,
     };
     let mut out = Vec::new();
-    PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive)
+    let level = if best {
+        CompressionType::Best
+    } else {
+        CompressionType::Default
+    };
+    PngEncoder::new_with_quality(&mut out, level, FilterType::Adaptive)
         .write_image(data, w, h, color)
         .map_err(|e| TransformError::Internal(format!("PNG encode: {e}")))?;
     Ok(out)
@@ -92,12 +139,13 @@ fn encode_avif(
     w: u32,
     h: u32,
     quality: u8,
+    speed: u8,
 ) -> Result<Vec<u8>, TransformError> {
     use rgb::FromSlice;
     let encoder = ravif::Encoder::new()
         .with_quality(quality as f32)
         .with_alpha_quality(quality as f32)
-        .with_speed(AVIF_SPEED)
+        .with_speed(speed)
         .with_num_threads(Some(1));
     let (w, h) = (w as usize, h as usize);
     let result = match channels {

@@ -88,11 +88,30 @@ impl Drop for Reservation {
     }
 }
 
+/// Says whether other work is waiting for the pool: background work then
+/// gives way.
+#[derive(Clone)]
+pub struct GiveWay(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl GiveWay {
+    pub fn new(waiting: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(waiting))
+    }
+}
+
+impl std::fmt::Debug for GiveWay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GiveWay")
+    }
+}
+
 /// The limits of one running transform.
 #[derive(Debug, Clone, Default)]
 pub struct Job {
     deadline: Option<Instant>,
     budget: Option<Arc<MemoryBudget>>,
+    /// Background work (the re-encode) stops when this says others wait.
+    give_way: Option<GiveWay>,
 }
 
 impl Job {
@@ -100,6 +119,16 @@ impl Job {
         Self {
             deadline: Some(deadline),
             budget: Some(budget),
+            give_way: None,
+        }
+    }
+
+    /// The same limits, for work that stops (`Overloaded`) at its next
+    /// check once `give_way` says a request's transform is waiting.
+    pub fn in_background(self, give_way: GiveWay) -> Self {
+        Self {
+            give_way: Some(give_way),
+            ..self
         }
     }
 
@@ -115,6 +144,11 @@ impl Job {
     /// `TimedOut` once the deadline has passed. Decoders call it between
     /// rows or passes.
     pub fn check(&self) -> Result<(), TransformError> {
+        if let Some(g) = &self.give_way
+            && (g.0)()
+        {
+            return Err(TransformError::Overloaded);
+        }
         match self.deadline {
             Some(d) if Instant::now() >= d => Err(TransformError::TimedOut),
             _ => Ok(()),

@@ -215,6 +215,7 @@ pub fn encode(
     width: u32,
     height: u32,
     quality: u8,
+    best: bool,
 ) -> Result<Vec<u8>, TransformError> {
     let color_space = match channels {
         Channels::Gray => mozjpeg::ColorSpace::JCS_GRAYSCALE,
@@ -226,8 +227,12 @@ pub fn encode(
         }
     };
     guarded(&Job::unbounded(), 0, || {
+        // mozjpeg's own defaults are its best effort (trellis quantisation,
+        // progressive scans chosen for size); a miss takes libjpeg-turbo's.
         let mut c = mozjpeg::Compress::new(color_space);
-        c.set_fastest_defaults();
+        if !best {
+            c.set_fastest_defaults();
+        }
         c.set_quality(quality as f32);
         c.set_optimize_coding(true);
         c.set_size(width as usize, height as usize);

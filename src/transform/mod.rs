@@ -16,6 +16,7 @@ mod orient;
 mod pixels;
 pub mod plan;
 mod png;
+pub mod polish;
 mod pool;
 mod resize;
 pub mod saliency;

@@ -36,6 +36,8 @@ use crate::metrics;
 
 #[derive(Clone)]
 pub struct Transformer {
+    /// Places in the pool and its queue: `capacity` when nothing is asked of it.
+    capacity: usize,
     admission: Arc<Semaphore>,
     workers: Arc<Semaphore>,
     threads: Arc<Threads>,
@@ -108,6 +110,7 @@ impl Transformer {
         memory_bytes: u64,
     ) -> Self {
         Self {
+            capacity: workers + queue,
             admission: Arc::new(Semaphore::new(workers + queue)),
             workers: Arc::new(Semaphore::new(workers)),
             threads: Arc::new(Threads::start(workers)),
@@ -120,6 +123,21 @@ impl Transformer {
     /// Bytes of the memory budget reserved by running jobs.
     pub fn memory_in_use(&self) -> u64 {
         self.budget.in_use()
+    }
+
+    /// No transform running or waiting.
+    pub fn is_idle(&self) -> bool {
+        self.admission.available_permits() == self.capacity
+    }
+
+    /// The limits of background work (the re-encode), which runs outside
+    /// the pool's places: the pool's timeout and memory budget, and it
+    /// gives way as soon as a request's transform is admitted.
+    pub fn background_job(&self) -> Job {
+        let (admission, capacity) = (self.admission.clone(), self.capacity);
+        Job::new(Instant::now() + self.timeout, self.budget.clone()).in_background(
+            super::job::GiveWay::new(move || admission.available_permits() < capacity),
+        )
     }
 
     /// Takes a place in the pool or its queue, or refuses with `Overloaded`

@@ -5,9 +5,10 @@
 //! model file: the image is sampled onto a grid of at most [`GRID`] cells a
 //! side, and each cell scores
 //!
-//! * **detail**: the mean gradient of its samples (sharp texture and edges;
+//! * **detail**: the Laplacian of the luma of a box-averaged analysis image
+//!   twice the grid's size (edges and texture at the scale of the subject;
 //!   a blurred or flat background scores low), relative to the image's most
-//!   detailed cell;
+//!   detailed pixel;
 //! * **saturation**: HSL saturation above 0.4 at a mid lightness (colourful
 //!   subjects against sky, walls, fog);
 //! * **skin**: closeness of the colour's direction to a skin tone at a
@@ -16,19 +17,25 @@
 //! The score map is blurred (a box blur three times, about a tenth of the
 //! grid: a subject, not a single speck, wins) and the focus is the centroid
 //! of the blurred map around its maximum. An image with no clear maximum (a
-//! flat or evenly textured one) keeps the centre. Cost: one strided pass
-//! over the decoded pixels (at most about 200 × 200 samples) and a few passes
-//! over the grid — well under a millisecond for the shrunk image a transform
-//! already has.
+//! flat or evenly textured one) keeps the centre. The analysis image is the
+//! same whether it is made from a 100-pixel decode (`fmt=json`) or the
+//! shrunk decode of a transform, so the `focus` a backend stores is where
+//! `g=auto` crops. Cost: one strided pass over the decoded pixels (at most
+//! about 400 × 400 samples) and a few passes over the grid — about a
+//! millisecond for the shrunk image a transform already has.
 
 use super::pixels::{Channels, Pixels, Samples};
 
 /// Cells along the longer side of the analysis grid.
 pub const GRID: usize = 48;
-/// Samples per cell along each axis, at most.
+/// Samples per analysis pixel along each axis, at most.
 const SAMPLES_PER_CELL: usize = 4;
 /// A maximum this far above the mean, at least, counts as a subject.
 const CLEAR_PEAK: f32 = 1.15;
+/// A blurred score below this is nothing to centre on.
+const MIN_PEAK: f32 = 0.01;
+/// The Laplacian below which there is no detail (a few levels of 255).
+const MIN_DETAIL: f32 = 0.02;
 const SKIN: [f32; 3] = [0.78, 0.57, 0.44];
 const SKIN_WEIGHT: f32 = 1.8;
 const SATURATION_WEIGHT: f32 = 1.0;
@@ -40,57 +47,39 @@ pub fn focus(p: &Pixels) -> (f64, f64) {
     if w == 0 || h == 0 {
         return (0.5, 0.5);
     }
-    let scale = GRID as f64 / w.max(h) as f64;
-    let gw = ((w as f64 * scale).round() as usize).clamp(1, GRID);
-    let gh = ((h as f64 * scale).round() as usize).clamp(1, GRID);
-    let step_x = (w / (gw * SAMPLES_PER_CELL)).max(1);
-    let step_y = (h / (gh * SAMPLES_PER_CELL)).max(1);
+    // The analysis image: twice the grid, box-averaged from strided samples,
+    // so a 100-pixel placeholder decode and a 1000-pixel transform decode
+    // of one photo are looked at the same way (one focus for both).
+    let side = 2 * GRID;
+    // Never larger than the image (every analysis pixel gets samples).
+    let scale = (side as f64 / w.max(h) as f64).min(1.0);
+    let aw = ((w as f64 * scale).round() as usize).clamp(1, side);
+    let ah = ((h as f64 * scale).round() as usize).clamp(1, side);
+    let step_x = (w / (aw * SAMPLES_PER_CELL)).max(1);
+    let step_y = (h / (ah * SAMPLES_PER_CELL)).max(1);
     let channels = p.channels.count();
-
-    // Per cell: summed colour, detail, alpha weight and sample count.
-    let mut colour = vec![[0f32; 3]; gw * gh];
-    let mut detail = vec![0f32; gw * gh];
-    let mut weight = vec![0f32; gw * gh];
-    let mut count = vec![0f32; gw * gh];
-    let sample = |x: usize, y: usize| -> ([f32; 3], f32) {
-        let i = (y * w + x) * channels;
-        let v = |c: usize| -> f32 {
-            match &p.samples {
-                Samples::U8(d) => d.get(i + c).copied().unwrap_or(0) as f32 / 255.0,
-                Samples::U16(d) => d.get(i + c).copied().unwrap_or(0) as f32 / 65535.0,
-            }
-        };
-        match p.channels {
-            Channels::Gray => {
-                let g = v(0);
-                ([g, g, g], 1.0)
-            }
-            Channels::Rgb => ([v(0), v(1), v(2)], 1.0),
-            Channels::Rgba => ([v(0), v(1), v(2)], v(3)),
+    let mut colour = vec![[0f32; 3]; aw * ah];
+    let mut weight = vec![0f32; aw * ah];
+    let mut count = vec![0f32; aw * ah];
+    let value = |i: usize| -> f32 {
+        match &p.samples {
+            Samples::U8(d) => d.get(i).copied().unwrap_or(0) as f32 / 255.0,
+            Samples::U16(d) => d.get(i).copied().unwrap_or(0) as f32 / 65535.0,
         }
     };
-    let luma = |c: [f32; 3]| 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
     let mut y = 0;
     while y < h {
-        let cy = (y * gh / h).min(gh - 1);
+        let ay = (y * ah / h).min(ah - 1);
         let mut x = 0;
         while x < w {
-            let cx = (x * gw / w).min(gw - 1);
-            let cell = cy * gw + cx;
-            let (c, a) = sample(x, y);
-            let l = luma(c);
-            // Gradient to the next samples right and down (at sample spacing).
-            let lr = if x + step_x < w {
-                luma(sample(x + step_x, y).0)
-            } else {
-                l
+            let ax = (x * aw / w).min(aw - 1);
+            let i = (y * w + x) * channels;
+            let (c, a) = match p.channels {
+                Channels::Gray => ([value(i); 3], 1.0),
+                Channels::Rgb => ([value(i), value(i + 1), value(i + 2)], 1.0),
+                Channels::Rgba => ([value(i), value(i + 1), value(i + 2)], value(i + 3)),
             };
-            let ld = if y + step_y < h {
-                luma(sample(x, y + step_y).0)
-            } else {
-                l
-            };
-            detail[cell] += ((lr - l).abs() + (ld - l).abs()) * a;
+            let cell = ay * aw + ax;
             for (s, v) in colour[cell].iter_mut().zip(c) {
                 *s += v * a;
             }
@@ -100,31 +89,47 @@ pub fn focus(p: &Pixels) -> (f64, f64) {
         }
         y += step_y;
     }
-
-    let max_detail = detail
+    let luma = |c: [f32; 3]| 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+    let mean: Vec<[f32; 3]> = colour
+        .iter()
+        .zip(&weight)
+        .map(|(c, &wt)| {
+            if wt > 0.0 {
+                c.map(|v| v / wt)
+            } else {
+                [0.0; 3]
+            }
+        })
+        .collect();
+    let opacity: Vec<f32> = weight
         .iter()
         .zip(&count)
-        .map(|(d, n)| if *n > 0.0 { d / n } else { 0.0 })
-        .fold(0f32, f32::max);
-    let mut score = vec![0f32; gw * gh];
-    for i in 0..gw * gh {
-        if count[i] == 0.0 {
-            continue;
-        }
-        let d = if max_detail > 0.0 {
-            detail[i] / count[i] / max_detail
-        } else {
-            0.0
-        };
-        let (c, opacity) = if weight[i] > 0.0 {
-            (colour[i].map(|s| s / weight[i]), weight[i] / count[i])
-        } else {
-            ([0.0; 3], 0.0)
-        };
-        score[i] =
-            (d + SATURATION_WEIGHT * saturation(c) + SKIN_WEIGHT * skin(c, luma(c))) * opacity;
-    }
+        .map(|(&wt, &n)| if n > 0.0 { wt / n } else { 0.0 })
+        .collect();
+    let l: Vec<f32> = mean.iter().map(|&c| luma(c)).collect();
+    // Detail: the Laplacian of the analysis image's luma.
+    let at = |x: isize, y: isize| {
+        l[y.clamp(0, ah as isize - 1) as usize * aw + x.clamp(0, aw as isize - 1) as usize]
+    };
+    let detail: Vec<f32> = (0..aw * ah)
+        .map(|i| {
+            let (x, y) = ((i % aw) as isize, (i / aw) as isize);
+            (4.0 * at(x, y) - at(x - 1, y) - at(x + 1, y) - at(x, y - 1) - at(x, y + 1)).abs()
+        })
+        .collect();
+    // Relative to the most detailed pixel, but a whisper (rounding, a flat
+    // field) is not detail.
+    let max_detail = detail.iter().copied().fold(MIN_DETAIL, f32::max);
 
+    // Pooled onto the grid (2×2 analysis pixels a cell).
+    let (gw, gh) = (aw.div_ceil(2), ah.div_ceil(2));
+    let mut score = vec![0f32; gw * gh];
+    for i in 0..aw * ah {
+        let d = detail[i] / max_detail;
+        let c = mean[i];
+        let s = (d + SATURATION_WEIGHT * saturation(c) + SKIN_WEIGHT * skin(c, l[i])) * opacity[i];
+        score[(i / aw / 2) * gw + (i % aw) / 2] += s / 4.0;
+    }
     let radius = (gw.max(gh) / 10).max(1);
     for _ in 0..3 {
         box_blur(&mut score, gw, gh, radius);
@@ -138,7 +143,7 @@ pub fn focus(p: &Pixels) -> (f64, f64) {
             |(bi, bv), (i, v)| if v > bv { (i, v) } else { (bi, v.max(bv)) },
         );
     let mean = score.iter().sum::<f32>() / score.len() as f32;
-    if peak <= 0.0 || peak < mean * CLEAR_PEAK {
+    if peak < MIN_PEAK || peak < mean * CLEAR_PEAK {
         return (0.5, 0.5);
     }
     // Centroid of the map within the blur radius of the peak: sub-cell precision.
@@ -279,5 +284,30 @@ mod tests {
         let px = super::super::source::decode(&src, &info, 8, &job, u64::MAX, 0).unwrap();
         let (x, y) = focus(&px);
         assert!((x - 0.81).abs() < 0.06 && (y - 0.5).abs() < 0.1, "{x} {y}");
+    }
+
+    /// The focus `fmt=json` reports (from a 100-pixel decode) is where
+    /// g=auto crops (from the transform's shrunk decode).
+    #[test]
+    fn placeholder_and_transform_decodes_agree() {
+        use crate::media_type::MediaType;
+        let job = crate::transform::Job::unbounded();
+        for name in [
+            "photo_4032x3024_orient1.jpg",
+            "offcentre_subject_2400x1200.jpg",
+            "progressive_2560x1600.jpg",
+        ] {
+            let src = crate::test_support::corpus(name);
+            let info = super::super::source::probe(&src, MediaType::Jpeg, u64::MAX, &job).unwrap();
+            let px = super::super::source::decode(&src, &info, 4, &job, u64::MAX, 0).unwrap();
+            let (x, y) = focus(&px);
+            let d =
+                super::super::describe(&src, MediaType::Jpeg, u64::MAX, &job, false, 0).unwrap();
+            assert!(
+                (x - d.focus.x).abs() < 0.08 && (y - d.focus.y).abs() < 0.08,
+                "{name}: ({x}, {y}) vs {:?}",
+                d.focus
+            );
+        }
     }
 }

@@ -367,13 +367,15 @@ impl Drop for AnimEncoder {
     }
 }
 
-/// Lossy WebP at `quality`, libwebp method 4 (sharp's default effort).
+/// Lossy WebP at `quality` and libwebp `method` (4: sharp's default
+/// effort, on a miss; 6: the most, in the background re-encode).
 pub fn encode(
     data: &[u8],
     channels: Channels,
     width: u32,
     height: u32,
     quality: u8,
+    method: i32,
 ) -> Result<Vec<u8>, TransformError> {
     let layout = match channels {
         Channels::Rgb => webp::PixelLayout::Rgb,
@@ -387,7 +389,7 @@ pub fn encode(
     let mut config =
         webp::WebPConfig::new().map_err(|()| TransformError::Internal("libwebp config".into()))?;
     config.quality = quality as f32;
-    config.method = 4;
+    config.method = method;
     let out = webp::Encoder::new(data, layout, width, height)
         .encode_advanced(&config)
         .map_err(|e| TransformError::Internal(format!("WebP encode: {e:?}")))?;
@@ -450,7 +452,7 @@ mod tests {
         let rgba: Vec<u8> = (0..16 * 16)
             .flat_map(|i| [i as u8, 0, 255 - i as u8, (i % 256) as u8])
             .collect();
-        let out = encode(&rgba, Channels::Rgba, 16, 16, 80).unwrap();
+        let out = encode(&rgba, Channels::Rgba, 16, 16, 80, 4).unwrap();
         let h = probe(&out).unwrap();
         assert_eq!((h.width, h.height, h.has_alpha), (16, 16, true));
         let p = decode(&out, &h, 1, &Job::unbounded()).unwrap();
