@@ -71,11 +71,16 @@ def ensure_peers():
     if missing:
         sh(sudo + ["apt-get", "update", "-qq"])
         sh(sudo + ["apt-get", "install", "-y", "-qq"] + missing)
+    ensure_sharp()
+    sh(["cargo", "build", "--release", "--locked", "--bin", "mediaedge", "--example", "pipeline"], cwd=ROOT)
+
+
+def ensure_sharp():
+    """npm's sharp in target/bench-peers (what bench/sharp.js loads), if missing."""
     if not os.path.exists(os.path.join(PEERS, "node_modules", "sharp")):
         os.makedirs(PEERS, exist_ok=True)
         sh(["npm", "init", "-y"], cwd=PEERS, stdout=subprocess.DEVNULL)
         sh(["npm", "install", "--silent", "sharp"], cwd=PEERS)
-    sh(["cargo", "build", "--release", "--locked", "--bin", "mediaedge", "--example", "pipeline"], cwd=ROOT)
 
 
 def run_child(cmd):

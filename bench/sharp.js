@@ -2,6 +2,8 @@
 //   node bench/sharp.js FILE W H FIT FMT Q ITERS [WORKERS]
 // One JSON line per iteration (ms, bytes), or one throughput line with
 // WORKERS pipelines running at once (sharp.concurrency(1) each).
+// BENCH_ANIMATED=1 opens FILE with {animated: true} (every frame of a GIF
+// or WebP; FMT webp keeps it animated), for bench/crop_anim.py.
 const path = require('path');
 const sharp = require(process.env.SHARP_MODULE || path.join(__dirname, '..', 'target', 'bench-peers', 'node_modules', 'sharp'));
 const fs = require('fs');
@@ -10,9 +12,10 @@ const [file, w, h, fit, fmt, q, iters, workers] = process.argv.slice(2);
 sharp.cache(false);
 sharp.concurrency(1);
 const input = fs.readFileSync(file);
+const open = process.env.BENCH_ANIMATED === '1' ? { animated: true } : {};
 
 function op() {
-  let p = sharp(input).resize(+w || null, +h || null, { fit: fit === 'inside' ? 'inside' : fit === 'fill' ? 'fill' : 'cover' });
+  let p = sharp(input, open).resize(+w || null, +h || null, { fit: fit === 'inside' ? 'inside' : fit === 'fill' ? 'fill' : 'cover' });
   const quality = +q;
   if (fmt === 'webp') p = p.webp({ quality });
   else if (fmt === 'avif') p = p.avif({ quality });

@@ -5,7 +5,9 @@
 //! replaced only when the new one is smaller at an equal or better score.
 //!
 //! Never on a request's path and never while a request's transform waits:
-//! a candidate starts only when the pool has nothing running or queued,
+//! a candidate starts only when the server is quiet — the pool has nothing
+//! running or queued and the process used under a tenth of a CPU for a
+//! second (a burst of hits is not quiet either) —
 //! runs on its own thread at the `SCHED_IDLE` priority (it gets a CPU only
 //! when nothing else wants one), and gives way — stops at its next check —
 //! the moment a request's transform is admitted. The queue holds
@@ -25,8 +27,14 @@ use crate::metrics;
 use crate::store::OriginalMeta;
 use crate::transform::{TransformError, TransformSpec, Transformer, polish};
 
-/// How often a waiting candidate looks whether the pool is idle.
-const IDLE_POLL: Duration = Duration::from_millis(50);
+/// How often a waiting candidate looks whether the server is quiet.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+/// Quiet means: no transform running or queued, and the whole process
+/// used at most this share of one CPU, for [`QUIET_POLLS`] polls in a row.
+/// A burst of misses or of hits is not quiet, so the re-encode never takes
+/// memory bandwidth or a hyper-thread sibling from requests.
+const QUIET_CPU_SHARE: f64 = 0.10;
+const QUIET_POLLS: u32 = 4;
 
 /// What the re-encoder needs of the derivative path (the pipeline).
 pub trait Derivatives: Send + Sync + 'static {
@@ -96,9 +104,7 @@ async fn run(
     thread: IdleThread,
 ) {
     while let Some(c) = rx.recv().await {
-        while !transformer.is_idle() {
-            tokio::time::sleep(IDLE_POLL).await;
-        }
+        wait_until_quiet(&transformer).await;
         let Some(src) = derivatives.source(&c.key.object, &c.meta).await else {
             metrics::reencoded("gone", 0);
             continue;
@@ -139,6 +145,37 @@ async fn run(
             }
         }
     }
+}
+
+/// Returns once the server has been quiet (see [`QUIET_CPU_SHARE`]) for
+/// [`QUIET_POLLS`] polls in a row.
+async fn wait_until_quiet(transformer: &Transformer) {
+    let mut quiet = 0;
+    let mut used = process_cpu();
+    while quiet < QUIET_POLLS {
+        tokio::time::sleep(IDLE_POLL).await;
+        let now = process_cpu();
+        let share = (now - used).as_secs_f64() / IDLE_POLL.as_secs_f64();
+        used = now;
+        quiet = if transformer.is_idle() && share <= QUIET_CPU_SHARE {
+            quiet + 1
+        } else {
+            0
+        };
+    }
+}
+
+/// CPU time the whole process has used (user + system).
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct we own.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv =
+        |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 type Task = Box<dyn FnOnce() + Send>;
