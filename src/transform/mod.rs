@@ -170,18 +170,7 @@ pub fn process_profiled(
         times.encode = clock.elapsed();
         return Ok((encoded, times));
     }
-    let shape = Shape {
-        width: spec.width,
-        height: spec.height,
-        fit: spec.fit,
-        max_dimension: spec.max_dimension,
-        max_source_pixels: spec.max_source_pixels,
-        format: spec.format,
-        thumbnails: true,
-        at_ms: spec.at_ms,
-        gravity: spec.gravity,
-    };
-    let rendered = render(src, media, &shape, job, &mut times)?;
+    let rendered = render(src, media, &Shape::of(spec), job, &mut times)?;
     // The reservation covers the encoder too: held until it has finished.
     let _reserved = rendered.reserved;
     let srgb = rendered.pixels;
@@ -216,6 +205,23 @@ struct Shape {
     /// A video's frame, in milliseconds.
     at_ms: u64,
     gravity: Gravity,
+}
+
+impl Shape {
+    /// The shape a transform to `spec` renders.
+    fn of(spec: &TransformSpec) -> Self {
+        Self {
+            width: spec.width,
+            height: spec.height,
+            fit: spec.fit,
+            max_dimension: spec.max_dimension,
+            max_source_pixels: spec.max_source_pixels,
+            format: spec.format,
+            thumbnails: true,
+            at_ms: spec.at_ms,
+            gravity: spec.gravity,
+        }
+    }
 }
 
 /// What [`render`] gives.

@@ -57,18 +57,7 @@ pub fn polish(
     {
         return Ok(None);
     }
-    let shape = Shape {
-        width: spec.width,
-        height: spec.height,
-        fit: spec.fit,
-        max_dimension: spec.max_dimension,
-        max_source_pixels: spec.max_source_pixels,
-        format: spec.format,
-        thumbnails: true,
-        at_ms: spec.at_ms,
-        gravity: spec.gravity,
-    };
-    let rendered = render(src, media, &shape, job, &mut StageTimes::default())?;
+    let rendered = render(src, media, &Shape::of(spec), job, &mut StageTimes::default())?;
     let _reserved = rendered.reserved;
     let reference = rendered.pixels;
     let out = encode::concrete(spec.format, reference.uses_alpha());
