@@ -305,6 +305,7 @@ impl Pipeline {
                 );
                 if let Some((r, spec)) = reencode {
                     r.offer(Candidate {
+                        retried: false,
                         key: dkey.clone(),
                         meta: meta.clone(),
                         spec,

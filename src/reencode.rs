@@ -27,6 +27,9 @@ use crate::metrics;
 use crate::store::OriginalMeta;
 use crate::transform::{TransformError, TransformSpec, Transformer, polish};
 
+/// A re-encode may take this many transform timeouts: at the idle
+/// priority on a busy machine it gets little CPU, and it gives way anyway.
+const BACKGROUND_TIMEOUT_FACTOR: u32 = 10;
 /// How often a waiting candidate looks whether the server is quiet.
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Quiet means: no transform running or queued, and the whole process
@@ -56,6 +59,8 @@ pub trait Derivatives: Send + Sync + 'static {
 
 /// A derivative a miss made, to be made again with more effort.
 pub struct Candidate {
+    /// Re-queued once when it gave way to a request.
+    pub retried: bool,
     pub key: DerivativeKey,
     pub meta: Arc<OriginalMeta>,
     pub spec: TransformSpec,
@@ -83,7 +88,7 @@ impl Reencoder {
         let Some(thread) = IdleThread::start() else {
             return Self::off();
         };
-        tokio::spawn(run(rx, transformer, derivatives, thread));
+        tokio::spawn(run(rx, tx.downgrade(), transformer, derivatives, thread));
         Self { queue: Some(tx) }
     }
 
@@ -99,6 +104,7 @@ impl Reencoder {
 
 async fn run(
     mut rx: mpsc::Receiver<Candidate>,
+    again: mpsc::WeakSender<Candidate>,
     transformer: Transformer,
     derivatives: impl Derivatives,
     thread: IdleThread,
@@ -109,7 +115,7 @@ async fn run(
             metrics::reencoded("gone", 0);
             continue;
         };
-        let job = transformer.background_job();
+        let job = transformer.background_job(BACKGROUND_TIMEOUT_FACTOR);
         let (media, spec, fast) = (c.meta.media, c.spec.clone(), c.fast.body.clone());
         let outcome = thread
             .run(move || polish::polish(&src, media, &spec, &fast, &job))
@@ -138,7 +144,15 @@ async fn run(
                 }
             }
             Ok(None) => metrics::reencoded("kept", 0),
-            Err(TransformError::Overloaded) => metrics::reencoded("yielded", 0),
+            Err(TransformError::Overloaded) => {
+                metrics::reencoded("yielded", 0);
+                // Once more, at the back of the queue (if there is room).
+                if !c.retried
+                    && let Some(tx) = again.upgrade()
+                {
+                    let _ = tx.try_send(Candidate { retried: true, ..c });
+                }
+            }
             Err(e) => {
                 tracing::debug!(key = c.key.object.as_str(), error = %e, "re-encode failed");
                 metrics::reencoded("error", 0);

@@ -57,7 +57,13 @@ pub fn polish(
     {
         return Ok(None);
     }
-    let rendered = render(src, media, &Shape::of(spec), job, &mut StageTimes::default())?;
+    let rendered = render(
+        src,
+        media,
+        &Shape::of(spec),
+        job,
+        &mut StageTimes::default(),
+    )?;
     let _reserved = rendered.reserved;
     let reference = rendered.pixels;
     let out = encode::concrete(spec.format, reference.uses_alpha());

@@ -131,13 +131,17 @@ impl Transformer {
     }
 
     /// The limits of background work (the re-encode), which runs outside
-    /// the pool's places: the pool's timeout and memory budget, and it
-    /// gives way as soon as a request's transform is admitted.
-    pub fn background_job(&self) -> Job {
+    /// the pool's places: `timeouts` times the pool's timeout, its memory
+    /// budget, and it gives way as soon as a request's transform is admitted.
+    pub fn background_job(&self, timeouts: u32) -> Job {
         let (admission, capacity) = (self.admission.clone(), self.capacity);
-        Job::new(Instant::now() + self.timeout, self.budget.clone()).in_background(
-            super::job::GiveWay::new(move || admission.available_permits() < capacity),
+        Job::new(
+            Instant::now() + self.timeout * timeouts,
+            self.budget.clone(),
         )
+        .in_background(super::job::GiveWay::new(move || {
+            admission.available_permits() < capacity
+        }))
     }
 
     /// Takes a place in the pool or its queue, or refuses with `Overloaded`

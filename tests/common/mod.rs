@@ -2,6 +2,7 @@
 //! its own data directory and config, and talks HTTP to it.
 #![allow(dead_code)]
 
+pub mod animation;
 pub mod auth;
 pub mod hostile;
 pub mod images;
