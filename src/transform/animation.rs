@@ -19,7 +19,7 @@ use image::{AnimationDecoder, ImageDecoder, Limits};
 use super::job::Job;
 use super::pixels::{Channels, Pixels};
 use super::plan::Plan;
-use super::{Encoded, TransformError, TransformSpec, anchor, resize, webp};
+use super::{Encoded, StageTimes, TransformError, TransformSpec, anchor, resize, webp};
 use crate::media_type::MediaType;
 
 /// libwebp's method for animations made on a miss (sharp's default effort).
@@ -129,6 +129,7 @@ pub fn process(
     anim: &Animation,
     spec: &TransformSpec,
     job: &Job,
+    times: &mut StageTimes,
 ) -> Result<Encoded, TransformError> {
     if anim.frames > spec.max_frames {
         return Err(TransformError::TooManyPixels(format!(
@@ -170,7 +171,14 @@ pub fn process(
         spec.fit == crate::variant::Fit::Cover && spec.width.is_some() && spec.height.is_some();
     let mut placed: Option<Plan> = None;
     let mut at_ms: u32 = 0;
+    let mut clock = std::time::Instant::now();
     each_frame(src, media, anim, job, |rgba, duration_ms| {
+        let mut lap = |slot: &mut std::time::Duration| {
+            let now = std::time::Instant::now();
+            *slot += now - clock;
+            clock = now;
+        };
+        lap(&mut times.decode);
         let frame = Pixels::new_u8(anim.width, anim.height, Channels::Rgba, rgba);
         // Where the crop goes is decided once, on the first frame.
         let plan = *placed.get_or_insert_with(|| {
@@ -181,6 +189,7 @@ pub fn process(
             }
         });
         let resized = resize::resize(frame, plan.crop, plan.resize_to)?;
+        lap(&mut times.resize);
         let (_, _, channels, data) = resized.into_u8();
         let rgba = match channels {
             Channels::Rgba => data,
@@ -192,10 +201,13 @@ pub fn process(
             }
         };
         encoder.add(&rgba, at_ms as i32)?;
+        lap(&mut times.encode);
         at_ms = at_ms.saturating_add(duration_ms).min(i32::MAX as u32);
         job.check()
     })?;
+    let clock = std::time::Instant::now();
     let bytes = encoder.finish(at_ms as i32)?;
+    times.encode += clock.elapsed();
     Ok(Encoded {
         bytes,
         media: MediaType::Webp,
@@ -314,7 +326,7 @@ mod tests {
         let a = probe(&webp, MediaType::Webp, u64::MAX, &job)
             .unwrap()
             .unwrap();
-        let out = process(&webp, MediaType::Webp, &a, &webp_spec(240), &job).unwrap();
+        let out = process(&webp, MediaType::Webp, &a, &webp_spec(240), &job, &mut StageTimes::default()).unwrap();
         assert_eq!((out.width, out.height), (240, 150));
         let back = webp::AnimFrames::new(&out.bytes).unwrap();
         assert_eq!(
@@ -344,14 +356,14 @@ mod tests {
             max_frames: 7,
             ..webp_spec(160)
         };
-        let e = process(&gif, MediaType::Gif, &a, &spec, &job).unwrap_err();
+        let e = process(&gif, MediaType::Gif, &a, &spec, &job, &mut StageTimes::default()).unwrap_err();
         assert!(e.to_string().contains("transform.max_frames (7)"), "{e}");
         // 8 frames of 320x240 RGBA are 2.4 MiB: over a 2 MiB budget.
         let small = Job::new(
             std::time::Instant::now() + std::time::Duration::from_secs(30),
             super::super::job::MemoryBudget::new(2 << 20),
         );
-        let e = process(&gif, MediaType::Gif, &a, &webp_spec(160), &small).unwrap_err();
+        let e = process(&gif, MediaType::Gif, &a, &webp_spec(160), &small, &mut StageTimes::default()).unwrap_err();
         assert!(e.to_string().contains("transform.memory_mb"), "{e}");
     }
 

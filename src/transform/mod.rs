@@ -165,9 +165,7 @@ pub fn process_profiled(
         && spec.format == OutputFormat::Webp
         && let Some(anim) = animation::probe(src, media, spec.max_source_pixels, job)?
     {
-        let clock = std::time::Instant::now();
-        let encoded = animation::process(src, media, &anim, spec, job)?;
-        times.encode = clock.elapsed();
+        let encoded = animation::process(src, media, &anim, spec, job, &mut times)?;
         return Ok((encoded, times));
     }
     let rendered = render(src, media, &Shape::of(spec), job, &mut times)?;
