@@ -218,7 +218,14 @@ async fn upload_checks_hold_a_pool_slot_until_the_decode_ends() {
 #[test]
 fn fuzz_seeds_match_the_generators() {
     let bomb = hostile::exif_pointer_bomb(500, 6);
-    let seeds: [(&str, Vec<u8>); 7] = [
+    let seeds: [(&str, Vec<u8>); 9] = [
+        // Animations: every GIF disposal, and more frames than the fuzz
+        // target's max_frames (64).
+        (
+            "disposal.gif",
+            common::animation::disposal_gif(8, Some(gif::Repeat::Infinite)).0,
+        ),
+        ("many-frames.gif", common::animation::many_frames_gif(100)),
         ("exif-bomb.jpg", hostile::jpeg_with_exif(64, 32, &bomb)),
         ("exif-bomb.png", hostile::png_with_exif(64, 32, &bomb)),
         ("exif-bomb.webp", hostile::webp_with_exif(64, 32, &bomb)),

@@ -68,8 +68,9 @@ pub fn probe(
                 width: h.width,
                 height: h.height,
                 frames: webp::frames(src),
-                // Read below, once the canvas is known to be within the limit.
-                loop_count: 0,
+                // From the chunk: a decoder would allocate its canvases
+                // before the job has reserved the memory.
+                loop_count: webp::loop_count(src),
             }
         }
         _ => return Ok(None),
@@ -82,13 +83,6 @@ pub fn probe(
             "{}x{} is over transform.max_source_pixels ({max_pixels})",
             anim.width, anim.height
         )));
-    }
-    if media == MediaType::Webp {
-        let info = webp::AnimFrames::new(src)?.info;
-        return Ok(Some(Animation {
-            loop_count: info.loop_count,
-            ..anim
-        }));
     }
     Ok(Some(anim))
 }
@@ -326,7 +320,15 @@ mod tests {
         let a = probe(&webp, MediaType::Webp, u64::MAX, &job)
             .unwrap()
             .unwrap();
-        let out = process(&webp, MediaType::Webp, &a, &webp_spec(240), &job, &mut StageTimes::default()).unwrap();
+        let out = process(
+            &webp,
+            MediaType::Webp,
+            &a,
+            &webp_spec(240),
+            &job,
+            &mut StageTimes::default(),
+        )
+        .unwrap();
         assert_eq!((out.width, out.height), (240, 150));
         let back = webp::AnimFrames::new(&out.bytes).unwrap();
         assert_eq!(
@@ -356,14 +358,30 @@ mod tests {
             max_frames: 7,
             ..webp_spec(160)
         };
-        let e = process(&gif, MediaType::Gif, &a, &spec, &job, &mut StageTimes::default()).unwrap_err();
+        let e = process(
+            &gif,
+            MediaType::Gif,
+            &a,
+            &spec,
+            &job,
+            &mut StageTimes::default(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("transform.max_frames (7)"), "{e}");
         // 8 frames of 320x240 RGBA are 2.4 MiB: over a 2 MiB budget.
         let small = Job::new(
             std::time::Instant::now() + std::time::Duration::from_secs(30),
             super::super::job::MemoryBudget::new(2 << 20),
         );
-        let e = process(&gif, MediaType::Gif, &a, &webp_spec(160), &small, &mut StageTimes::default()).unwrap_err();
+        let e = process(
+            &gif,
+            MediaType::Gif,
+            &a,
+            &webp_spec(160),
+            &small,
+            &mut StageTimes::default(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("transform.memory_mb"), "{e}");
     }
 

@@ -404,6 +404,14 @@ fn riff_chunk<'a>(src: &'a [u8], fourcc: &[u8; 4]) -> Option<&'a [u8]> {
         .map(|(_, body)| body)
 }
 
+/// An animation's loop count (its `ANIM` chunk: background colour, then
+/// the count, little-endian; 0 plays forever), read without a decoder.
+pub fn loop_count(src: &[u8]) -> u32 {
+    riff_chunk(src, b"ANIM")
+        .and_then(|anim| anim.get(4..6))
+        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]) as u32)
+}
+
 /// The frames of an animated WebP (its `ANMF` chunks); 1 for a still image.
 pub fn frames(src: &[u8]) -> u32 {
     let n = riff_chunks(src).filter(|(id, _)| *id == b"ANMF").count();

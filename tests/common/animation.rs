@@ -292,3 +292,19 @@ pub fn resized(img: &RgbaImage, w: u32, h: u32) -> image::DynamicImage {
         image::imageops::FilterType::Triangle,
     ))
 }
+
+/// A looping GIF of `frames` one-cell frames (a 2×2-cell canvas, cells of
+/// 4 pixels), each a different colour at a different place: many frames in
+/// few bytes, for the frame limit (`transform.max_frames`).
+pub fn many_frames_gif(frames: usize) -> Vec<u8> {
+    let colours = [RED, GREEN, BLUE, YELLOW];
+    let frames: Vec<GifFrame> = (0..frames)
+        .map(|i| GifFrame {
+            at: ((i % 2) as u32, ((i / 2) % 2) as u32),
+            cells: vec![vec![Some(colours[i % 4])]],
+            dispose: gif::DisposalMethod::Keep,
+            delay_cs: 5,
+        })
+        .collect();
+    gif_of_cells((2, 2), 4, &frames, Some(gif::Repeat::Infinite))
+}
