@@ -18,7 +18,7 @@ use ssimulacra2::{ColorPrimaries, Rgb, TransferCharacteristic, compute_frame_ssi
 
 use super::encode::{self, Effort};
 use super::job::Job;
-use super::pixels::{Channels, Pixels, drop_alpha, flatten_on_white, gray_to_rgb};
+use super::pixels::{Channels, Pixels, flatten_on_white, gray_to_rgb};
 use super::{Shape, StageTimes, TransformError, TransformSpec, animation, render, source};
 use crate::media_type::MediaType;
 use crate::variant::OutputFormat;
@@ -145,7 +145,7 @@ fn linear_rgb(p: &Pixels) -> Result<Rgb, TransformError> {
     let (w, h, channels, data) = p.clone().into_u8();
     let rgb = match channels {
         Channels::Rgb => data,
-        Channels::Rgba => drop_alpha(&flatten_on_white(&data)),
+        Channels::Rgba => flatten_on_white(&data),
         Channels::Gray => gray_to_rgb(&data),
     };
     let px: Vec<[f32; 3]> = rgb
@@ -203,6 +203,18 @@ mod tests {
             assert_eq!(p.media, fast.media);
             let back = decode(&p.bytes, p.media, &job).unwrap();
             assert_eq!((back.width, back.height), (fast.width, fast.height));
+        }
+    }
+
+    /// Transparency is scored flattened on white, as JPEG shows it.
+    #[test]
+    fn alpha_images_are_scored() {
+        let src = corpus("rgba_1200x1200.png");
+        let job = Job::unbounded();
+        let spec = TransformSpec::new(Some(200), Some(280), Fit::Cover, OutputFormat::Webp, 80);
+        let fast = process(&src, MediaType::Png, &spec, &job).unwrap();
+        if let Some(p) = polish(&src, MediaType::Png, &spec, &fast.bytes, &job).unwrap() {
+            assert!(p.bytes.len() < fast.bytes.len() && p.score >= p.fast_score);
         }
     }
 
