@@ -32,17 +32,7 @@ async fn get(
     q: &str,
     headers: &[(&str, &str)],
 ) -> (reqwest::header::HeaderMap, Vec<u8>) {
-    let res = s.get_with(q, headers).await;
-    let status = res.status();
-    let h = res.headers().clone();
-    let body = res.bytes().await.unwrap().to_vec();
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "{q}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    (h, body)
+    s.get_ok_with(q, headers).await
 }
 
 async fn assert_400_p(s: &Server, q: &str) {

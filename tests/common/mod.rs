@@ -281,7 +281,16 @@ impl Server {
     /// A GET that must answer 200 (else the test fails with the body): its
     /// headers and body.
     pub async fn get_ok(&self, path_and_query: &str) -> (reqwest::header::HeaderMap, Vec<u8>) {
-        let res = self.get(path_and_query).await;
+        self.get_ok_with(path_and_query, &[]).await
+    }
+
+    /// [`Server::get_ok`] with request headers.
+    pub async fn get_ok_with(
+        &self,
+        path_and_query: &str,
+        request_headers: &[(&str, &str)],
+    ) -> (reqwest::header::HeaderMap, Vec<u8>) {
+        let res = self.get_with(path_and_query, request_headers).await;
         let status = res.status();
         let headers = res.headers().clone();
         let body = res.bytes().await.unwrap().to_vec();
