@@ -275,6 +275,16 @@ mod tests {
     const OPEN: V1Window = V1Window::refused_from(u64::MAX);
     const CLOSED: V1Window = V1Window::refused_from(0);
 
+    /// The parameters in [`PARAMS`] order from (name, value) pairs.
+    fn params<'a>(pairs: &[(&str, &'a str)]) -> [Option<&'a str>; PARAM_COUNT] {
+        let mut out = [None; PARAM_COUNT];
+        for (name, value) in pairs {
+            let i = PARAMS.iter().position(|n| n == name).unwrap();
+            out[i] = Some(*value);
+        }
+        out
+    }
+
     fn url(key: &str, params: [Option<&str>; PARAM_COUNT], exp: u64) -> String {
         let params = params.map(|p| p.map(Cow::Borrowed));
         let key = ObjectKey::parse(key).unwrap();
@@ -309,20 +319,7 @@ mod tests {
 
     #[test]
     fn canonical_strings_are_documented_form() {
-        let p = [
-            Some("150"),
-            Some("150"),
-            None,
-            Some("webp"),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        ];
+        let p = params(&[("w", "150"), ("h", "150"), ("fmt", "webp")]);
         assert_eq!(
             canonical_v2("signed/cat one.jpg", &p, 1767225600),
             "v2\n/signed/cat%20one.jpg\nw=150&h=150&fmt=webp\nexp=1767225600"
@@ -332,44 +329,14 @@ mod tests {
             "v2\n/signed/cat%20one.jpg\n\nexp=1767225600"
         );
         // Reserved, unreserved and non-ASCII: only A-Z a-z 0-9 - . _ ~ (and / in the key) stay.
-        let p = [
-            Some("150&h=100"),
-            None,
-            None,
-            None,
-            None,
-            Some("a/b+c ~-._ü"),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        ];
+        let p = params(&[("w", "150&h=100"), ("dpr", "a/b+c ~-._ü")]);
         assert_eq!(
             canonical_v2("x/a?b#c&d=e+f ~-._ü.jpg", &p, 7),
             "v2\n/x/a%3Fb%23c%26d%3De%2Bf%20~-._%C3%BC.jpg\n\
              w=150%26h%3D100&dpr=a%2Fb%2Bc%20~-._%C3%BC\nexp=7"
         );
         assert_eq!(
-            canonical_v1(
-                "signed/cat one.jpg",
-                &[
-                    Some("150"),
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None
-                ],
-                7
-            ),
+            canonical_v1("signed/cat one.jpg", &params(&[("w", "150")]), 7),
             "/signed/cat one.jpg?w=150&exp=7"
         );
         assert_eq!(
@@ -387,38 +354,12 @@ mod tests {
         assert_eq!(sig, "tUMxLSuBfIUuTKddwRiDTm55-Yy90mAf0DUNsDsN_ko");
         // The same with b"v2\n/a.jpg\nw=150\nexp=100" and
         // b"v2\n/signed/tom%20%26%20jerry.jpg\nw=150%26h%3D100\nexp=100".
-        let w = [
-            Some("150"),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        ];
+        let w = params(&[("w", "150")]);
         assert_eq!(
             signer.sign(&canonical_v2("a.jpg", &w, 100)),
             "XfCEVgMgz0rC16v-WbTe92x2D9XXuG19HDKNJxfKojA"
         );
-        let w = [
-            Some("150&h=100"),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        ];
+        let w = params(&[("w", "150&h=100")]);
         assert_eq!(
             signer.sign(&canonical_v2("signed/tom & jerry.jpg", &w, 100)),
             "tJ1xMJOBOtOmG0ZkmxwxkwyLkoxcXEPo0JO_jddLN6Y"
@@ -429,20 +370,7 @@ mod tests {
     fn round_trip_and_tampering() {
         let u = url(
             "signed/cat one.jpg",
-            [
-                Some("150"),
-                Some("100"),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            ],
+            params(&[("w", "150"), ("h", "100")]),
             1000,
         );
         assert!(
@@ -512,20 +440,7 @@ mod tests {
 
     #[test]
     fn v1_within_and_after_its_window() {
-        let w = [
-            Some("150"),
-            Some("100"),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        ];
+        let w = params(&[("w", "150"), ("h", "100")]);
         let u = v1_url("signed/cat one.jpg", w, 1000);
         assert!(u.starts_with("/signed/cat%20one.jpg?w=150&h=100&exp=1000&sig="));
         assert_eq!(check(&u, 1000), Ok(Scheme::V1));
@@ -565,82 +480,14 @@ mod tests {
         for key in ["x?y", "x&y", "x=y", "x#y"] {
             let u = v1_url(&format!("signed/{key}.jpg"), [None; PARAM_COUNT], 1000);
             assert_eq!(check(&u, 5), Err(SignatureFault::V1Ambiguous), "{u}");
-            let u = v1_url(
-                "signed/a.jpg",
-                [
-                    Some(key),
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                ],
-                1000,
-            );
+            let u = v1_url("signed/a.jpg", params(&[("w", key)]), 1000);
             assert_eq!(check(&u, 5), Err(SignatureFault::V1Ambiguous), "{u}");
-            let u = url(
-                &format!("signed/{key}.jpg"),
-                [
-                    Some(key),
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                ],
-                1000,
-            );
+            let u = url(&format!("signed/{key}.jpg"), params(&[("w", key)]), 1000);
             assert_eq!(check(&u, 5), Ok(Scheme::V2), "{u}");
         }
         // v2 for w = "150&h=100" is not v2 for w=150, h=100, nor the reverse.
-        let one = url(
-            "signed/a.jpg",
-            [
-                Some("150&h=100"),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            ],
-            1000,
-        );
-        let two = url(
-            "signed/a.jpg",
-            [
-                Some("150"),
-                Some("100"),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            ],
-            1000,
-        );
+        let one = url("signed/a.jpg", params(&[("w", "150&h=100")]), 1000);
+        let two = url("signed/a.jpg", params(&[("w", "150"), ("h", "100")]), 1000);
         assert!(
             one.starts_with("/signed/a.jpg?w=150%26h%3D100&v=2&"),
             "{one}"
