@@ -161,8 +161,6 @@ pub fn process(
         job.reserve(frame_bytes * 4 + out.0 as u64 * anim.height as u64 * 4 + out_bytes * 8)?;
 
     let mut encoder = webp::AnimEncoder::new(out.0, out.1, anim.loop_count, spec.quality, METHOD)?;
-    let crops =
-        spec.fit == crate::variant::Fit::Cover && spec.width.is_some() && spec.height.is_some();
     let mut placed: Option<Plan> = None;
     let mut at_ms: u32 = 0;
     let mut clock = std::time::Instant::now();
@@ -175,13 +173,7 @@ pub fn process(
         lap(&mut times.decode);
         let frame = Pixels::new_u8(anim.width, anim.height, Channels::Rgba, rgba);
         // Where the crop goes is decided once, on the first frame.
-        let plan = *placed.get_or_insert_with(|| {
-            if crops {
-                anchor(plan, canvas, 1, spec.gravity, &frame)
-            } else {
-                plan
-            }
-        });
+        let plan = *placed.get_or_insert_with(|| anchor(plan, canvas, 1, spec.gravity, &frame));
         let resized = resize::resize(frame, plan.crop, plan.resize_to)?;
         lap(&mut times.resize);
         let (_, _, channels, data) = resized.into_u8();

@@ -270,18 +270,13 @@ fn render(
     let decoded_size = (decoded.width, decoded.height);
     job.check()?;
     lap(&mut times.decode);
-    let crops = shape.fit == Fit::Cover && shape.width.is_some() && shape.height.is_some();
-    let plan = if crops {
-        anchor(
-            plan,
-            (info.width, info.height),
-            info.orientation,
-            shape.gravity,
-            &decoded,
-        )
-    } else {
-        plan
-    };
+    let plan = anchor(
+        plan,
+        (info.width, info.height),
+        info.orientation,
+        shape.gravity,
+        &decoded,
+    );
 
     // The plan's crop is in full-size stored coordinates; the decoder may have shrunk.
     let (sx, sy) = (
@@ -323,7 +318,8 @@ fn render(
 
 /// The plan's crop moved where `gravity` says (the centre stays as
 /// planned); `g=auto` looks at the decoded pixels, which are in the stored
-/// orientation.
+/// orientation. A crop of the whole image (no `cover` box, or one of the
+/// image's own shape) has nowhere to move.
 fn anchor(
     plan: plan::Plan,
     stored: (u32, u32),
@@ -331,6 +327,9 @@ fn anchor(
     gravity: Gravity,
     decoded: &pixels::Pixels,
 ) -> plan::Plan {
+    if plan.crop.w >= stored.0 as f64 && plan.crop.h >= stored.1 as f64 {
+        return plan;
+    }
     match gravity {
         Gravity::Edge(Edge::Center) => plan,
         Gravity::Edge(e) => {
