@@ -12,6 +12,7 @@
 //! memory budget (`transform.memory_mb`) — over any, 422.
 
 use std::io::Cursor;
+use std::time::{Duration, Instant};
 
 use image::codecs::gif::GifDecoder;
 use image::{AnimationDecoder, ImageDecoder, Limits};
@@ -155,51 +156,102 @@ pub fn process(
     let out = plan.resize_to;
     let out_bytes = out.0 as u64 * out.1 as u64 * 4;
     // The decoder's canvas and previous canvas, our copy of a frame and its
-    // premultiplied copy, the resizer's rows; the resized frame, libwebp's
-    // picture and its previous canvas and candidate sub-frames.
+    // premultiplied copy, the resizer's rows; the resized frames (one being
+    // made, one handed over, one being encoded), libwebp's picture and its
+    // previous canvas and candidate sub-frames.
     let _reserved =
-        job.reserve(frame_bytes * 4 + out.0 as u64 * anim.height as u64 * 4 + out_bytes * 8)?;
+        job.reserve(frame_bytes * 4 + out.0 as u64 * anim.height as u64 * 4 + out_bytes * 10)?;
 
     let mut encoder = webp::AnimEncoder::new(out.0, out.1, anim.loop_count, spec.quality, METHOD)?;
-    let mut placed: Option<Plan> = None;
     let mut at_ms: u32 = 0;
-    let mut clock = std::time::Instant::now();
-    each_frame(src, media, anim, job, |rgba, duration_ms| {
-        let mut lap = |slot: &mut std::time::Duration| {
-            let now = std::time::Instant::now();
-            *slot += now - clock;
-            clock = now;
-        };
-        lap(&mut times.decode);
-        let frame = Pixels::new_u8(anim.width, anim.height, Channels::Rgba, rgba);
-        // Where the crop goes is decided once, on the first frame.
-        let plan = *placed.get_or_insert_with(|| anchor(plan, canvas, 1, spec.gravity, &frame));
-        let resized = resize::resize(frame, plan.crop, plan.resize_to)?;
-        lap(&mut times.resize);
-        let (_, _, channels, data) = resized.into_u8();
-        let rgba = match channels {
-            Channels::Rgba => data,
-            // The resizer keeps the channels it was given.
-            _ => {
-                return Err(TransformError::Internal(
-                    "animation frame lost its alpha".into(),
-                ));
-            }
-        };
-        encoder.add(&rgba, at_ms as i32)?;
-        lap(&mut times.encode);
+    let mut encode_time = Duration::ZERO;
+    let mut add = |rgba: &[u8], duration_ms: u32| {
+        let clock = Instant::now();
+        encoder.add(rgba, at_ms as i32)?;
+        encode_time += clock.elapsed();
         at_ms = at_ms.saturating_add(duration_ms).min(i32::MAX as u32);
         job.check()
-    })?;
-    let clock = std::time::Instant::now();
+    };
+    match job.spare_worker() {
+        // Decoding and resizing on the borrowed thread, encoding here: the
+        // encoder is the longer half, so the other costs little time.
+        Some(helper) => {
+            let (frames, encoding) = std::sync::mpsc::sync_channel::<(Vec<u8>, u32)>(1);
+            let mut side = StageTimes::default();
+            let (made, encoded) = helper.run(
+                || {
+                    // Owned here, so the encoder's loop ends when this does.
+                    let frames = frames;
+                    resized_frames(src, media, anim, spec, plan, job, &mut side, |rgba, ms| {
+                        // Refused only once the encoder has stopped, whose
+                        // own answer is the one reported.
+                        frames
+                            .send((rgba, ms))
+                            .map_err(|_| TransformError::Internal("the encoder stopped".into()))
+                    })
+                },
+                || {
+                    for (rgba, ms) in encoding {
+                        add(&rgba, ms)?;
+                    }
+                    Ok::<_, TransformError>(())
+                },
+            )?;
+            encoded?;
+            made?;
+            times.decode += side.decode;
+            times.resize += side.resize;
+        }
+        None => resized_frames(src, media, anim, spec, plan, job, times, |rgba, ms| {
+            add(&rgba, ms)
+        })?,
+    }
+    let clock = Instant::now();
     let bytes = encoder.finish(at_ms as i32)?;
-    times.encode += clock.elapsed();
+    times.encode += encode_time + clock.elapsed();
     Ok(Encoded {
         bytes,
         media: MediaType::Webp,
         width: out.0,
         height: out.1,
         decoded: canvas,
+    })
+}
+
+/// Calls `f` with each frame of `anim` cropped and resized by `plan` (the
+/// crop anchored once, on the first frame) and its duration; decoding and
+/// resizing timed into `times`.
+#[allow(clippy::too_many_arguments)]
+fn resized_frames(
+    src: &[u8],
+    media: MediaType,
+    anim: &Animation,
+    spec: &TransformSpec,
+    plan: Plan,
+    job: &Job,
+    times: &mut StageTimes,
+    mut f: impl FnMut(Vec<u8>, u32) -> Result<(), TransformError>,
+) -> Result<(), TransformError> {
+    let canvas = (anim.width, anim.height);
+    let mut placed: Option<Plan> = None;
+    let mut clock = Instant::now();
+    each_frame(src, media, anim, job, |rgba, duration_ms| {
+        times.decode += clock.elapsed();
+        let resizing = Instant::now();
+        let frame = Pixels::new_u8(anim.width, anim.height, Channels::Rgba, rgba);
+        let plan = *placed.get_or_insert_with(|| anchor(plan, canvas, 1, spec.gravity, &frame));
+        let resized = resize::resize(frame, plan.crop, plan.resize_to)?;
+        let (_, _, channels, data) = resized.into_u8();
+        if channels != Channels::Rgba {
+            // The resizer keeps the channels it was given.
+            return Err(TransformError::Internal(
+                "animation frame lost its alpha".into(),
+            ));
+        }
+        times.resize += resizing.elapsed();
+        f(data, duration_ms)?;
+        clock = Instant::now();
+        Ok(())
     })
 }
 
@@ -264,6 +316,8 @@ mod tests {
     use super::*;
     use crate::test_support::corpus;
     use crate::variant::{Fit, OutputFormat};
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
 
     fn webp_spec(w: u32) -> TransformSpec {
         TransformSpec::new(Some(w), None, Fit::Cover, OutputFormat::Webp, 80)
@@ -337,6 +391,80 @@ mod tests {
             ends.push(end);
         }
         assert_eq!(ends, [100, 250, 450, 700, 1000, 1350]);
+    }
+
+    fn shared(job: Job) -> (Job, Arc<Semaphore>) {
+        let workers = Arc::new(Semaphore::new(1));
+        (job.sharing(workers.clone()), workers)
+    }
+
+    /// Decoding on a borrowed worker's thread changes nothing in the output.
+    #[test]
+    fn a_borrowed_worker_makes_the_same_animation() {
+        for (file, media) in [
+            ("anim_320x240_8f.gif", MediaType::Gif),
+            ("anim_480x300_6f.webp", MediaType::Webp),
+        ] {
+            let src = corpus(file);
+            let a = probe(&src, media, u64::MAX, &Job::unbounded())
+                .unwrap()
+                .unwrap();
+            let run = |job: &Job| {
+                process(
+                    &src,
+                    media,
+                    &a,
+                    &webp_spec(160),
+                    job,
+                    &mut StageTimes::default(),
+                )
+                .unwrap()
+            };
+            let alone = run(&Job::unbounded());
+            let (job, workers) = shared(Job::unbounded());
+            assert!(job.spare_worker().is_some(), "the place is free");
+            let beside = run(&job);
+            assert_eq!(alone.bytes, beside.bytes, "{file}");
+            assert_eq!(workers.available_permits(), 1, "the place is given back");
+        }
+    }
+
+    /// A frame that fails to decode, or a deadline that passes, ends both
+    /// threads with that answer (no hang on the hand-over between them).
+    #[test]
+    fn a_broken_frame_or_a_deadline_ends_both_threads() {
+        let gif = corpus("anim_320x240_8f.gif");
+        let a = probe(&gif, MediaType::Gif, u64::MAX, &Job::unbounded())
+            .unwrap()
+            .unwrap();
+        let cut = &gif[..gif.len() * 2 / 3];
+        let (job, workers) = shared(Job::unbounded());
+        let e = process(
+            cut,
+            MediaType::Gif,
+            &a,
+            &webp_spec(160),
+            &job,
+            &mut StageTimes::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, TransformError::Undecodable(_)), "{e}");
+        assert_eq!(workers.available_permits(), 1);
+        let past = Job::new(
+            Instant::now(),
+            super::super::job::MemoryBudget::new(1 << 30),
+        );
+        let (job, _) = shared(past);
+        let e = process(
+            &gif,
+            MediaType::Gif,
+            &a,
+            &webp_spec(160),
+            &job,
+            &mut StageTimes::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e, TransformError::TimedOut);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use super::TransformError;
 
 /// Memory shared by all running transforms.
@@ -112,6 +114,9 @@ pub struct Job {
     budget: Option<Arc<MemoryBudget>>,
     /// Background work (the re-encode) stops when this says others wait.
     give_way: Option<GiveWay>,
+    /// The pool's worker places, one of which the job may borrow for a
+    /// helper thread while it is free ([`Job::spare_worker`]).
+    workers: Option<Arc<Semaphore>>,
 }
 
 impl Job {
@@ -120,7 +125,28 @@ impl Job {
             deadline: Some(deadline),
             budget: Some(budget),
             give_way: None,
+            workers: None,
         }
+    }
+
+    /// The same limits, for a job that may borrow an idle worker's place
+    /// from `workers` (the pool's) for a second thread.
+    pub fn sharing(self, workers: Arc<Semaphore>) -> Self {
+        Self {
+            workers: Some(workers),
+            ..self
+        }
+    }
+
+    /// A second worker's place, if the pool has one free right now (no other
+    /// job running or waiting for it), held until the returned [`Helper`] is
+    /// dropped: work that splits into two stages (decoding frames while
+    /// encoding earlier ones) then ends sooner on an idle server, and on a
+    /// busy one runs on its own thread alone — the pool never runs more
+    /// threads than it has places.
+    pub fn spare_worker(&self) -> Option<Helper> {
+        let permit = self.workers.as_ref()?.clone().try_acquire_owned().ok()?;
+        Some(Helper { _place: permit })
     }
 
     /// The same limits, for work that stops (`Overloaded`) at its next
@@ -169,10 +195,75 @@ impl Job {
     }
 }
 
+/// A borrowed worker place (see [`Job::spare_worker`]).
+#[derive(Debug)]
+pub struct Helper {
+    _place: OwnedSemaphorePermit,
+}
+
+impl Helper {
+    /// Runs `beside` on a helper thread (at the transform threads' lower
+    /// priority) while `here` runs on this one; both results once both
+    /// have ended. A panic in either surfaces here, as the pool expects.
+    pub fn run<A, B>(
+        self,
+        beside: impl FnOnce() -> A + Send,
+        here: impl FnOnce() -> B,
+    ) -> Result<(A, B), TransformError>
+    where
+        A: Send,
+    {
+        std::thread::scope(|s| {
+            let helper = std::thread::Builder::new()
+                .name("transform-helper".into())
+                .spawn_scoped(s, || {
+                    lower_priority();
+                    beside()
+                })
+                .map_err(|e| TransformError::Internal(format!("no helper thread: {e}")))?;
+            let b = here();
+            match helper.join() {
+                Ok(a) => Ok((a, b)),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+}
+
+/// Niceness of the transform threads: below the runtime's, which serve hits.
+pub(super) const TRANSFORM_NICE: i32 = 10;
+
+/// Raises this thread's niceness (Linux: per thread). Best effort: a
+/// refusal leaves it at the process's priority.
+pub(super) fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread's own id.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, TRANSFORM_NICE);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_spare_worker_is_lent_only_while_free_and_given_back() {
+        let workers = Arc::new(Semaphore::new(2));
+        let job = Job::unbounded().sharing(workers.clone());
+        let _own = workers.clone().try_acquire_owned().unwrap();
+        let helper = job.spare_worker().expect("one place is free");
+        assert!(job.spare_worker().is_none(), "no third place");
+        let (a, b) = helper
+            .run(|| std::thread::current().name().map(String::from), || 2)
+            .unwrap();
+        assert_eq!((a.as_deref(), b), (Some("transform-helper"), 2));
+        assert_eq!(workers.available_permits(), 1, "given back once both ended");
+        // Jobs outside the pool (benchmarks, background work) never borrow.
+        assert!(Job::unbounded().spare_worker().is_none());
+    }
 
     #[test]
     fn reservations_wait_for_memory_and_give_it_back() {

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::TransformError;
-use super::job::{Job, MemoryBudget};
+use super::job::{Job, MemoryBudget, lower_priority};
 use crate::metrics;
 
 #[derive(Clone)]
@@ -45,9 +45,6 @@ pub struct Transformer {
     timeout: Duration,
     refusal_delay: Duration,
 }
-
-/// Niceness of the transform threads: below the runtime's, which serve hits.
-const TRANSFORM_NICE: i32 = 10;
 
 type Task = Box<dyn FnOnce() + Send>;
 
@@ -87,17 +84,6 @@ impl Threads {
 
     fn send(&self, job: Task) -> bool {
         self.jobs.send(job).is_ok()
-    }
-}
-
-/// Raises this thread's niceness (Linux: per thread). Best effort: a
-/// refusal leaves it at the process's priority.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain syscalls on the calling thread's own id.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, TRANSFORM_NICE);
     }
 }
 
@@ -220,7 +206,7 @@ impl Admission {
             timeout,
         } = self;
         let started = Instant::now();
-        let limits = Job::new(started + timeout, budget);
+        let limits = Job::new(started + timeout, budget).sharing(workers.clone());
         let work = async move {
             let worker = workers
                 .acquire_owned()
@@ -264,6 +250,7 @@ impl Admission {
 
 #[cfg(test)]
 mod tests {
+    use super::super::job::TRANSFORM_NICE;
     use super::*;
 
     /// A pool that refuses at once (the delay has its own test).
@@ -372,6 +359,18 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(free, "the slot stayed taken after the job's deadline");
+    }
+
+    /// A job may borrow a second place only while no other job has it.
+    #[tokio::test]
+    async fn jobs_borrow_an_idle_place() {
+        let spare = |pool: Transformer| async move {
+            pool.run(|job| Ok(job.spare_worker().is_some()))
+                .await
+                .unwrap()
+        };
+        assert!(spare(new_pool(2, 0, Duration::from_secs(10))).await);
+        assert!(!spare(new_pool(1, 0, Duration::from_secs(10))).await);
     }
 
     #[tokio::test]
