@@ -13,6 +13,7 @@ pub mod connection;
 pub mod dashboard;
 pub mod header_values;
 pub mod http;
+pub mod journal;
 pub mod key;
 #[cfg(test)]
 mod layout_tests;

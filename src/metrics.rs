@@ -35,6 +35,7 @@ pub const UPLOAD_BYTES: &str = "mediaedge_upload_bytes_total";
 pub const PRESETS: &str = "mediaedge_presets_total";
 pub const REENCODES: &str = "mediaedge_reencode_total";
 pub const REENCODE_BYTES_SAVED: &str = "mediaedge_reencode_saved_bytes_total";
+pub const INVALIDATIONS: &str = "mediaedge_invalidations_total";
 pub const STALE_SERVED: &str = "mediaedge_stale_served_total";
 pub const CONNECTIONS_REFUSED: &str = "mediaedge_connections_refused_total";
 pub const DERIVATIVES_SENT: &str = "mediaedge_derivatives_sent_total";
@@ -123,6 +124,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_counter!(
         REENCODE_BYTES_SAVED,
         "Bytes the background re-encodes took off cached derivatives"
+    );
+    describe_counter!(
+        INVALIDATIONS,
+        "Cross-node invalidation journal entries by event (sent, applied, dropped_all: caches dropped after losing track, error)"
     );
     describe_counter!(
         CONNECTIONS_REFUSED,
@@ -320,6 +325,10 @@ pub fn reencoded(outcome: &'static str, saved_bytes: u64) {
     if saved_bytes > 0 {
         counter!(REENCODE_BYTES_SAVED).increment(saved_bytes);
     }
+}
+
+pub fn invalidation(event: &'static str) {
+    counter!(INVALIDATIONS, "event" => event).increment(1);
 }
 
 pub fn stale_served() {

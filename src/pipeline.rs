@@ -18,6 +18,7 @@ use futures_util::stream::BoxStream;
 use crate::cache::{Cache, CacheStatus, Derivative, DerivativeKey, FillFailed, Purge, PurgeCounts};
 use crate::client::MissRate;
 use crate::config::TransformConfig;
+use crate::journal::Journal;
 use crate::key::ObjectKey;
 use crate::media_info::MediaInfo;
 use crate::media_type::MediaType;
@@ -89,6 +90,8 @@ struct Inner {
     slices: Slices,
     /// Misses' derivatives, made again with more effort when idle.
     reencoder: std::sync::OnceLock<Reencoder>,
+    /// Deletes, purges and uploads told to the other nodes.
+    journal: std::sync::OnceLock<Arc<Journal>>,
 }
 
 impl Pipeline {
@@ -110,6 +113,7 @@ impl Pipeline {
                 cfg,
                 shared,
                 reencoder: std::sync::OnceLock::new(),
+                journal: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -123,6 +127,15 @@ impl Pipeline {
             self.clone(),
         );
         let _ = self.inner.reencoder.set(r);
+    }
+
+    /// Starts reading the other nodes' changes every `interval` and telling
+    /// them this node's (`journal.rs`); zero: neither.
+    pub fn start_journal(&self, interval: std::time::Duration) {
+        if let Some(j) = Journal::new(self.inner.store.clone(), interval) {
+            j.start(self.inner.cache.clone());
+            let _ = self.inner.journal.set(j);
+        }
     }
 
     /// Brings the cache-size gauges up to date (for `/_/metrics`).
@@ -148,8 +161,18 @@ impl Pipeline {
         self.inner.cache.purge(&Purge::Key(key.clone())).await;
     }
 
-    pub async fn purge(&self, which: &Purge) -> PurgeCounts {
-        self.inner.cache.purge(which).await
+    /// Drops what is cached of `which` here, and tells the other nodes to.
+    pub async fn purge(&self, which: &[Purge]) -> PurgeCounts {
+        let mut total = PurgeCounts::default();
+        for w in which {
+            let c = self.inner.cache.purge(w).await;
+            total.memory += c.memory;
+            total.disk += c.disk;
+        }
+        if let Some(j) = self.inner.journal.get() {
+            j.record(which).await;
+        }
+        total
     }
 
     /// The original's bytes (or `range` of them).
@@ -377,7 +400,7 @@ impl Pipeline {
         if self.inner.shared {
             self.inner.store.delete_shared(key).await;
         }
-        Ok((deleted, self.purge(&Purge::Key(key.clone())).await))
+        Ok((deleted, self.purge(&[Purge::Key(key.clone())]).await))
     }
 
     /// Whole original in memory (cached), bounded by `max_source_bytes`.

@@ -64,6 +64,7 @@ pub async fn build_state(
         config.cache.slice_bytes,
     );
     pipeline.start_reencoder();
+    pipeline.start_journal(config.cache.journal_poll);
     if config.secrets.signing_secret.is_some() && config.upload.base_url.is_none() {
         tracing::warn!(
             "uploads are on without upload.base_url: presigned URLs are built from each \

@@ -469,6 +469,17 @@ impl Cache {
 
     /// Drops metadata, original bytes and derivatives of matching keys from
     /// memory and disk.
+    /// Drops every original's metadata (and the missing keys), so each is
+    /// revalidated at its next request: what a node does when it cannot
+    /// know what changed (`journal.rs`). Derivatives are keyed by the
+    /// original's tag and stay.
+    pub async fn forget_all_metadata(&self) {
+        self.meta.invalidate_all();
+        if let Some(missing) = &self.missing {
+            missing.invalidate_all();
+        }
+    }
+
     pub async fn purge(&self, which: &Purge) -> PurgeCounts {
         let mut counts = PurgeCounts::default();
         for (k, _) in self.meta.iter() {
@@ -554,6 +565,7 @@ mod tests {
             stale_if_error: Duration::from_secs(0),
             negative: Duration::from_secs(5),
             slice_bytes: 1 << 20,
+            journal_poll: Duration::ZERO,
         }
     }
 

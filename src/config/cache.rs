@@ -19,6 +19,7 @@ pub struct RawCache {
     pub negative_secs: u64,
     pub shared: bool,
     pub slice_mb: u64,
+    pub journal_poll_ms: u64,
 }
 
 impl Default for RawCache {
@@ -32,6 +33,7 @@ impl Default for RawCache {
             negative_secs: 5,
             shared: false,
             slice_mb: 1,
+            journal_poll_ms: 1000,
         }
     }
 }
@@ -49,6 +51,10 @@ pub struct CacheConfig {
     pub negative: Duration,
     /// Large originals are cached in slices of this many bytes (`crate::slices`).
     pub slice_bytes: u64,
+    /// How often each node reads the invalidation journal (`journal.rs`);
+    /// zero: not at all (one node alone, or changes seen only after
+    /// `revalidate`).
+    pub journal_poll: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +91,12 @@ pub(super) fn validate_cache(raw: &RawCache) -> Result<CacheConfig, ConfigError>
         )?,
         negative: secs_in_range("cache.negative_secs", raw.negative_secs, 0, 3600)?,
         slice_bytes: in_range("cache.slice_mb", raw.slice_mb, 1, 64)? << 20,
+        journal_poll: Duration::from_millis(in_range(
+            "cache.journal_poll_ms",
+            raw.journal_poll_ms,
+            0,
+            60_000,
+        )?),
     })
 }
 

@@ -78,14 +78,8 @@ pub async fn purge(State(app): State<AppState>, req: Request) -> Result<Response
             .into());
         }
     };
-    let mut total = PurgeCounts::default();
-    for t in &targets {
-        let c = app.pipeline.purge(t).await;
-        total.memory += c.memory;
-        total.disk += c.disk;
-    }
     let body = PurgeAnswer {
-        purged: total.into(),
+        purged: app.pipeline.purge(&targets).await.into(),
     };
     Ok(json(StatusCode::OK, &body))
 }

@@ -165,7 +165,7 @@ impl Uploads {
         metrics::upload_bytes(bytes);
 
         // Readers on this node must see the new object at once; presets warm it.
-        self.pipeline.purge(&Purge::Key(grant.key.clone())).await;
+        self.pipeline.purge(&[Purge::Key(grant.key.clone())]).await;
         let (meta, _) = self
             .pipeline
             .meta(&grant.key)
