@@ -1,7 +1,8 @@
 //! The CLI helpers that replace manual steps: `keygen` (a key pair, as
 //! openssl would write it), `token` (a test JWT signed with the private
-//! key) and `sign` (a signed URL, scheme v2). Pure functions; `main.rs`
-//! does the I/O.
+//! key), `sign` (a signed URL, scheme v2) and `health` (a running server's
+//! `/_/health` or `/_/ready`). Pure functions but `health`; `main.rs` does
+//! the rest of the I/O.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -289,4 +290,47 @@ mod tests {
             Ok(crate::auth::signed::Scheme::V2)
         );
     }
+}
+
+/// `mediaedge health`: GETs `/_/health` (or `/_/ready`) of the server at
+/// `base`; `Ok` with the answer's first line on a 200, else why not.
+pub fn health(base: &str, ready: bool, timeout: Duration) -> Result<String, String> {
+    let path = if ready { "/_/ready" } else { "/_/health" };
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut res = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = res.status();
+        // The answer is a word: at most 4 KiB of it is read.
+        let mut body = Vec::new();
+        while body.len() < 4096
+            && let Ok(Some(chunk)) = res.chunk().await
+        {
+            body.extend_from_slice(&chunk);
+        }
+        let body = String::from_utf8_lossy(&body);
+        let line = body
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect::<String>();
+        if status == reqwest::StatusCode::OK {
+            Ok(format!("{url}: {line}"))
+        } else {
+            Err(format!("{url}: {status} {line}"))
+        }
+    })
 }

@@ -181,6 +181,22 @@ enum Command {
         #[arg(long)]
         p: Option<String>,
     },
+    /// Ask a running server whether it is up (GET /_/health) or, with
+    /// --ready, whether its storage answers too (GET /_/ready): exit 0 on a
+    /// 200, 1 otherwise — for container and systemd health checks.
+    ///
+    /// Example: mediaedge health --ready --url http://127.0.0.1:8080
+    Health {
+        /// Ask /_/ready (storage answers) instead of /_/health (process runs).
+        #[arg(long)]
+        ready: bool,
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value = "5", value_parser = parse_duration)]
+        timeout: Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -194,6 +210,20 @@ fn main() -> ExitCode {
             log_format,
         } => serve(config, Overrides { listen, data }, log_format),
         Command::Keygen { kind, out, force } => keygen(kind, &out, force),
+        Command::Health {
+            ready,
+            url,
+            timeout,
+        } => match cli::health(&url, ready, timeout) {
+            Ok(answer) => {
+                println!("{answer}");
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("mediaedge: {why}");
+                ExitCode::from(1)
+            }
+        },
         Command::Token {
             key,
             sub,

@@ -92,7 +92,15 @@ struct Inner {
     reencoder: std::sync::OnceLock<Reencoder>,
     /// Deletes, purges and uploads told to the other nodes.
     journal: std::sync::OnceLock<Arc<Journal>>,
+    /// The last readiness probe: when, and whether the store answered.
+    /// One probe at a time; the answer is reused for [`READY_FOR`].
+    ready: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
+
+/// How long a readiness answer is reused (load balancers probe often).
+const READY_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a readiness probe waits for the store.
+const READY_PROBE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Pipeline {
     pub fn new(
@@ -114,6 +122,7 @@ impl Pipeline {
                 shared,
                 reencoder: std::sync::OnceLock::new(),
                 journal: std::sync::OnceLock::new(),
+                ready: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -136,6 +145,20 @@ impl Pipeline {
             j.start(self.inner.cache.clone());
             let _ = self.inner.journal.set(j);
         }
+    }
+
+    /// Whether the store answers (`/_/ready`): probed at most once a
+    /// second, within two seconds; concurrent asks share one probe.
+    pub async fn ready(&self) -> bool {
+        let mut last = self.inner.ready.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < READY_FOR
+        {
+            return ok;
+        }
+        let ok = self.inner.store.answers(READY_PROBE).await;
+        *last = Some((std::time::Instant::now(), ok));
+        ok
     }
 
     /// Brings the cache-size gauges up to date (for `/_/metrics`).

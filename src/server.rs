@@ -23,6 +23,7 @@ use tower::ServiceExt;
 use crate::auth::Access;
 use crate::cache::{Cache, disk::DiskCache};
 use crate::client::{ConnectionCounts, Peer};
+use crate::config::Backend;
 use crate::config::Config;
 use crate::connection::{self, Activity, TimedIo};
 use crate::http::{self, App, AppState};
@@ -32,6 +33,12 @@ use crate::store::Store;
 use crate::transform::Transformer;
 use crate::upload::Uploads;
 
+/// A start-up error that names the config key and its value: "server.listen
+/// = 127.0.0.1:8080: Address already in use", not the bare OS message.
+fn at(key: &str, value: impl std::fmt::Display, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{key} = {value}: {e}"))
+}
+
 /// Builds the application state from a checked config (async: JWT keys may
 /// come from a JWKS URL).
 pub async fn build_state(
@@ -39,12 +46,15 @@ pub async fn build_state(
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> std::io::Result<AppState> {
     let access = Access::new(&config).await.map_err(std::io::Error::other)?;
-    let store = Store::open(&config.storage)?;
+    let store = Store::open(&config.storage).map_err(|e| match &config.storage.backend {
+        Backend::Local { path } => at("storage.path", path.display(), e),
+        Backend::S3 { bucket, .. } => at("storage.bucket", bucket, e),
+    })?;
     let disk = config
         .cache
         .disk
         .as_ref()
-        .map(DiskCache::open)
+        .map(|d| DiskCache::open(d).map_err(|e| at("cache.disk_path", d.path.display(), e)))
         .transpose()?;
     let cache = Cache::new(&config.cache, disk);
     let t = &config.transform;
@@ -97,13 +107,17 @@ pub async fn build_state(
 /// stdout first (tests and scripts read it when listening on port 0).
 pub async fn run(state: AppState) -> std::io::Result<()> {
     let cfg = state.config.server.clone();
-    let listener = TcpListener::bind(cfg.listen).await?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| at("server.listen", cfg.listen, e))?;
     let addr = listener.local_addr()?;
     println!("mediaedge listening on http://{addr}");
     tracing::info!(%addr, "listening");
     let metrics_listener = match cfg.metrics_listen {
         Some(a) => {
-            let l = TcpListener::bind(a).await?;
+            let l = TcpListener::bind(a)
+                .await
+                .map_err(|e| at("server.metrics_listen", a, e))?;
             let addr = l.local_addr()?;
             println!("mediaedge metrics on http://{addr}/_/metrics");
             println!("mediaedge status page on http://{addr}/_/status");

@@ -33,6 +33,7 @@ pub use state::{App, AppState};
 pub fn operator_router(state: AppState) -> Router {
     Router::new()
         .route("/_/health", named("health", get(ops::health)))
+        .route("/_/ready", named("ready", get(ops::ready)))
         .route("/_/metrics", named("metrics", get(ops::metrics)))
         .route("/_/status", named("status", get(dashboard::show)))
         .fallback(|| async { Error::RouteNotFound })
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .route("/_/health", named("health", get(ops::health)))
+        .route("/_/ready", named("ready", get(ops::ready)))
         .route("/_/metrics", named("metrics", admin(get(ops::metrics))))
         .route("/_/status", named("status", admin(get(dashboard::show))))
         .route("/_/uploads", named("presign", admin(post(upload::presign))))

@@ -1,5 +1,7 @@
-//! Operations endpoints: `GET /_/health` and `GET /_/metrics` (behind the
-//! admin-key layer on the public listener, open on `server.metrics_listen`).
+//! Operations endpoints: `GET /_/health` (the process runs), `GET
+//! /_/ready` (and its store answers: for load balancers and readiness
+//! probes), and `GET /_/metrics` (behind the admin-key layer on the public
+//! listener, open on `server.metrics_listen`).
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -9,6 +11,21 @@ use super::AppState;
 
 pub async fn health() -> Response {
     ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()
+}
+
+pub async fn ready(State(app): State<AppState>) -> Response {
+    let text = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if app.pipeline.ready().await {
+        (text, "ok").into_response()
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            text,
+            "storage unavailable",
+        )
+            .into_response()
+    }
 }
 
 pub async fn metrics(State(app): State<AppState>) -> Response {

@@ -132,6 +132,24 @@ impl Store {
         Ok(names)
     }
 
+    /// Whether the store answers at all (readiness): a `HEAD` of a record
+    /// no one writes — "not found" is an answer — within `within`; for a
+    /// local directory, also that it is still there.
+    pub async fn answers(&self, within: std::time::Duration) -> bool {
+        if let super::Staging::Local { root } = &self.staging
+            && !tokio::fs::metadata(root).await.is_ok_and(|m| m.is_dir())
+        {
+            return false;
+        }
+        let Ok(path) = record_path("_/ready") else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(within, self.inner.head(&path)).await,
+            Ok(Ok(_) | Err(object_store::Error::NotFound { .. }))
+        )
+    }
+
     pub async fn delete_record(&self, path: &str) -> Result<(), StoreError> {
         let path = record_path(path)?;
         match self.timed("delete_record", self.inner.delete(&path)).await {
